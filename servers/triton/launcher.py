@@ -1,0 +1,210 @@
+"""Start the real `tritonserver` (from PyPI nvidia-pytriton) on 127.0.0.1, wait for it, stop it cleanly.
+
+nvidia-pytriton needs numpy<2, so the server lives in its own virtual environment (`.venv-triton`,
+made by `make setup`). PyTriton's Python API is not used: the binary runs directly on this
+project's model repository. What the binary needs from its environment:
+
+- the python-backend stub built for the environment's Python version, which pytriton ships under
+  `python_backend_stubs/<X.Y>/` and which must sit beside `libtriton_python.so`;
+- `nvidia_pytriton.libs` and the interpreter's libdir on LD_LIBRARY_PATH, the venv's `bin/` first
+  on PATH (the stub runs `python` models with whatever interpreter it finds there);
+- a unique shared-memory prefix, so that the regions a server leaves in /dev/shm when killed can be
+  found and removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class TritonStartError(RuntimeError):
+    """tritonserver exited or did not become ready in time; the message holds the log's tail."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class TritonServerConfig:
+    """Everything needed to run one tritonserver process."""
+
+    repository: Path = REPO_ROOT / "triton_models"
+    venv: Path = Path(os.environ.get("INPAINT_TRITON_VENV", REPO_ROOT / ".venv-triton"))
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    metrics: bool = False
+    # "cpu" selects <model>/configs/cpu.pbtxt (python backend + onnxruntime); None uses config.pbtxt.
+    model_config_name: str | None = "cpu"
+    log_file: Path | None = None
+    ready_timeout_s: float = 120.0
+    extra_args: list[str] = field(default_factory=list)
+
+    @classmethod
+    def on_free_ports(cls, **overrides: object) -> TritonServerConfig:
+        ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+        return cls(**{**ports, **overrides})  # type: ignore[arg-type]
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+
+def _venv_python_version(venv: Path) -> tuple[str, str]:
+    """(X.Y, libdir) of the venv's interpreter."""
+    code = "import sys, sysconfig; print(f'{sys.version_info[0]}.{sys.version_info[1]}'); print(sysconfig.get_config_var('LIBDIR'))"
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True)
+    version, libdir = out.stdout.split()
+    return version, libdir
+
+
+def _site_packages(venv: Path, version: str) -> Path:
+    return venv / "lib" / f"python{version}" / "site-packages"
+
+
+def prepare_backends(venv: Path) -> Path:
+    """Return a backend directory whose python backend has the stub for the venv's Python. Idempotent."""
+    if not (venv / "bin" / "python").exists():
+        raise TritonStartError(f"no Triton environment at {venv}; run `make setup`")
+    version, _ = _venv_python_version(venv)
+    dist = _site_packages(venv, version) / "pytriton" / "tritonserver"
+    backends = venv / "triton-backends"
+    stub_target = backends / "python" / "triton_python_backend_stub"
+    if not stub_target.exists():
+        shutil.copytree(dist / "backends", backends, dirs_exist_ok=True)
+        shutil.copy2(dist / "python_backend_stubs" / version / "triton_python_backend_stub", stub_target)
+    return backends
+
+
+class TritonServer:
+    """One tritonserver process. Use as a context manager, or call start() and stop()."""
+
+    def __init__(self, config: TritonServerConfig) -> None:
+        self.config = config
+        self.process: subprocess.Popen[bytes] | None = None
+        self.shm_prefix = f"inpaint_triton_{os.getpid()}_{config.grpc_port}_"
+        self._log_handle: object | None = None
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        c = self.config
+        version, libdir = _venv_python_version(c.venv)
+        site = _site_packages(c.venv, version)
+        binary = site / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+        args = [
+            str(binary),
+            f"--model-repository={c.repository}",
+            f"--backend-directory={prepare_backends(c.venv)}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            f"--http-address={c.host}",
+            f"--grpc-address={c.host}",
+            f"--http-port={c.http_port}",
+            f"--grpc-port={c.grpc_port}",
+            f"--metrics-port={c.metrics_port}",
+            f"--allow-metrics={'true' if c.metrics else 'false'}",
+            "--pinned-memory-pool-byte-size=0",
+            "--exit-on-error=false",
+            "--strict-readiness=true",
+            *c.extra_args,
+        ]
+        if c.model_config_name:
+            args.append(f"--model-config-name={c.model_config_name}")
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (str(site / "nvidia_pytriton.libs"), libdir, env.get("LD_LIBRARY_PATH", "")) if p
+        )
+        env["PATH"] = f"{c.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("PYTHONPATH", None)  # the stub must import the Triton venv's packages, not ours
+        return args, env
+
+    def start(self) -> TritonServer:
+        args, env = self.command()
+        log = self.config.log_file
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            self._log_handle = log.open("wb")
+            out: int | object = self._log_handle
+        else:
+            out = subprocess.DEVNULL
+        # A new session, so that stop() can signal the server and every stub it spawned.
+        self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # type: ignore[arg-type]
+        self.wait_ready()
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.config.http_url}/v2/health/ready", timeout=2) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def _log_tail(self, lines: int = 30) -> str:
+        log = self.config.log_file
+        if log is None or not log.exists():
+            return "(no log file configured)"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.config.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TritonStartError(f"tritonserver exited with code {self.process.returncode}:\n{self._log_tail()}")
+            if self.is_ready():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise TritonStartError(f"tritonserver was not ready after {self.config.ready_timeout_s:.0f} s:\n{self._log_tail()}")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM the server (it unloads models and exits), SIGKILL the group if it hangs, clean /dev/shm."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process is not None:
+            # Stubs left behind by a killed server are in the same process group.
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.remove_shm_regions()
+        if self._log_handle is not None:
+            self._log_handle.close()  # type: ignore[attr-defined]
+            self._log_handle = None
+
+    def shm_regions(self) -> list[Path]:
+        return sorted(Path("/dev/shm").glob(f"{self.shm_prefix}*"))
+
+    def remove_shm_regions(self) -> None:
+        for region in self.shm_regions():
+            region.unlink(missing_ok=True)
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

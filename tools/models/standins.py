@@ -1,0 +1,198 @@
+"""Tiny random-weight stand-ins for the InsightFace files, with exactly the real contracts.
+
+No weights can be downloaded here or in CI, so tests and the demo run the real loading, serving and
+client code on these. Their outputs are noise: every file is marked with the metadata key
+`inpaint.standin` and everything made with them says so.
+
+    python -m tools.models.standins --out models/standins
+
+writes `buffalo_l/{det_10g,2d106det,w600k_r50}.onnx` and `inswapper_128.onnx` (with its trailing,
+unused emap initializer, as in the real file) in the same layout `make models` produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from tools.models.contracts import (
+    ARCFACE_W600K,
+    DET_10G,
+    EMAP_SHAPE,
+    INSWAPPER_128,
+    LANDMARK_2D106,
+    META_STANDIN,
+    SCRFD_ANCHORS_PER_CELL,
+    SCRFD_BOX_NAMES,
+    SCRFD_KPS_NAMES,
+    SCRFD_SCORE_NAMES,
+    SCRFD_STRIDES,
+    ModelContract,
+    TensorSpec,
+)
+
+OPSET = 13  # old enough for the onnxruntime inside NVIDIA's Triton containers
+IR_VERSION = 8
+
+
+def _value_info(spec: TensorSpec) -> onnx.ValueInfoProto:
+    axis_names = ("N", "C", "H", "W")
+    dims: list[int | str] = [d if d >= 0 else axis_names[i] for i, d in enumerate(spec.shape)]
+    return helper.make_tensor_value_info(spec.name, TensorProto.FLOAT, dims)
+
+
+class _Graph:
+    """A small helper that names initializers and nodes uniquely."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def _name(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}_{self._count}"
+
+    def const(self, value: np.ndarray, prefix: str = "w") -> str:
+        name = self._name(prefix)
+        self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def random(self, shape: tuple[int, ...], scale: float) -> str:
+        return self.const((self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: object) -> str:
+        out = output or self._name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=self._name(op), **attrs))
+        return out
+
+    def conv(
+        self, x: str, c_in: int, c_out: int, kernel: int, stride: int, bias: float = 0.0, pad: int = 0
+    ) -> str:
+        fan_in = c_in * kernel * kernel
+        w = self.random((c_out, c_in, kernel, kernel), 1.0 / np.sqrt(fan_in))
+        b = self.const(np.full((c_out,), bias, dtype=np.float32), "b")
+        return self.node(
+            "Conv", [x, w, b], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4
+        )
+
+
+def _model(
+    graph: _Graph, contract: ModelContract, extra_initializers: list[onnx.TensorProto] | None = None
+) -> onnx.ModelProto:
+    g = helper.make_graph(
+        graph.nodes,
+        f"{contract.triton_name}_standin",
+        [_value_info(s) for s in contract.inputs],
+        [_value_info(s) for s in contract.outputs],
+        initializer=graph.initializers + (extra_initializers or []),
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="inpaint-standins")
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {META_STANDIN: "true"})
+    onnx.checker.check_model(model)
+    return model
+
+
+def _anchor_rows(g: _Graph, feature: str, width: int, out_name: str) -> str:
+    """[1, A*width, h, w] -> [h*w*A, width], the row order SCRFD's decoder expects."""
+    nhwc = g.node("Transpose", [feature], perm=[0, 2, 3, 1])
+    shape = g.const(np.array([-1, width], dtype=np.int64), "shape")
+    return g.node("Reshape", [nhwc, shape], output=out_name)
+
+
+def make_det_10g(rng: np.random.Generator) -> onnx.ModelProto:
+    g = _Graph(rng)
+    a = SCRFD_ANCHORS_PER_CELL
+    features = {s: g.node("Relu", [g.conv("input.1", 3, 8, s, s)]) for s in SCRFD_STRIDES}
+    # The score bias keeps most random anchors under the default 0.5 threshold, so a stand-in
+    # "detects" a handful of random boxes rather than thousands.
+    for s, name in zip(SCRFD_STRIDES, SCRFD_SCORE_NAMES):
+        logits = g.conv(features[s], 8, a, 1, 1, bias=-1.6)
+        _anchor_rows(g, g.node("Sigmoid", [logits]), 1, name)
+    for s, name in zip(SCRFD_STRIDES, SCRFD_BOX_NAMES):
+        # distances in stride units, positive so that boxes are well formed
+        _anchor_rows(g, g.node("Softplus", [g.conv(features[s], 8, a * 4, 1, 1, bias=1.5)]), 4, name)
+    for s, name in zip(SCRFD_STRIDES, SCRFD_KPS_NAMES):
+        _anchor_rows(g, g.conv(features[s], 8, a * 10, 1, 1), 10, name)
+    # Graph outputs in the real file's order: scores, boxes, keypoints.
+    return _model(g, DET_10G)
+
+
+def make_2d106det(rng: np.random.Generator) -> onnx.ModelProto:
+    g = _Graph(rng)
+    x = g.node("Relu", [g.conv("data", 3, 4, 16, 16)])  # [N,4,12,12]
+    flat = g.node("Flatten", [x], axis=1)
+    w = g.random((4 * 12 * 12, 212), 1.0 / np.sqrt(4 * 12 * 12))
+    b = g.const(np.zeros((212,), np.float32), "b")
+    g.node("Tanh", [g.node("Gemm", [flat, w, b])], output="fc1")
+    return _model(g, LANDMARK_2D106)
+
+
+def make_w600k_r50(rng: np.random.Generator) -> onnx.ModelProto:
+    g = _Graph(rng)
+    x = g.node("Relu", [g.conv("input.1", 3, 4, 16, 16)])  # [N,4,7,7]
+    flat = g.node("Flatten", [x], axis=1)
+    w = g.random((4 * 7 * 7, 512), 1.0 / np.sqrt(4 * 7 * 7))
+    b = g.const(np.zeros((512,), np.float32), "b")
+    g.node("Gemm", [flat, w, b], output="683")
+    return _model(g, ARCFACE_W600K)
+
+
+def make_inswapper_128(rng: np.random.Generator) -> onnx.ModelProto:
+    g = _Graph(rng)
+    t = g.conv("target", 3, 8, 3, 1, pad=1)
+    w = g.random((512, 8), 1.0 / np.sqrt(512))
+    s = g.node("MatMul", ["source", w])
+    s = g.node("Reshape", [s, g.const(np.array([1, 8, 1, 1], np.int64), "shape")])
+    x = g.node("Relu", [g.node("Add", [t, s])])
+    x = g.conv(x, 8, 3, 3, 1, pad=1)
+    g.node("Sigmoid", [x], output="output")
+    # The real file carries the 512x512 projection of the identity embedding as its last
+    # initializer, unused by the graph itself; the preparation step folds it in.
+    emap = numpy_helper.from_array(
+        (rng.standard_normal(EMAP_SHAPE) / np.sqrt(EMAP_SHAPE[0])).astype(np.float32), "emap"
+    )
+    return _model(g, INSWAPPER_128, extra_initializers=[emap])
+
+
+BUILDERS = {
+    DET_10G: make_det_10g,
+    LANDMARK_2D106: make_2d106det,
+    ARCFACE_W600K: make_w600k_r50,
+    INSWAPPER_128: make_inswapper_128,
+}
+
+
+def write_standins(out_dir: Path, seed: int = 0) -> dict[str, Path]:
+    """Write every stand-in under out_dir in the real weights layout; return name -> path."""
+    written: dict[str, Path] = {}
+    for contract, build in BUILDERS.items():
+        rng = np.random.default_rng([seed, len(written)])
+        path = out_dir / contract.source_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(build(rng), path)
+        written[contract.triton_name] = path
+    (out_dir / "STANDIN").write_text(
+        "These ONNX files are tiny random-weight stand-ins made by tools/models/standins.py.\n"
+        "Their outputs are noise. Run `make models` where internet exists for the real weights.\n"
+    )
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("models/standins"), help="folder to write into")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    args = parser.parse_args(argv)
+    for name, path in write_standins(args.out, args.seed).items():
+        print(f"stand-in {name}: {path}")
+
+
+if __name__ == "__main__":
+    main()
