@@ -113,7 +113,7 @@ def make_det_10g(rng: np.random.Generator) -> onnx.ModelProto:
     # The score bias keeps most random anchors under the default 0.5 threshold, so a stand-in
     # "detects" a handful of random boxes rather than thousands.
     for s, name in zip(SCRFD_STRIDES, SCRFD_SCORE_NAMES):
-        logits = g.conv(features[s], 8, a, 1, 1, bias=-1.6)
+        logits = g.conv(features[s], 8, a, 1, 1, bias=-0.3)
         _anchor_rows(g, g.node("Sigmoid", [logits]), 1, name)
     for s, name in zip(SCRFD_STRIDES, SCRFD_BOX_NAMES):
         # distances in stride units, positive so that boxes are well formed

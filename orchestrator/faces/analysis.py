@@ -1,0 +1,138 @@
+"""Face detection, landmarks, identity embedding and swap, on the models served by Triton.
+
+Arrays are RGB uint8 (H, W, 3). Alignment and decoding are insightface's own: SCRFD's class runs on
+a Triton-backed session, crops use `insightface.utils.face_align` (ArcFace template, +8 px in x for
+the 128 crop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from insightface.model_zoo.scrfd import SCRFD
+from insightface.utils import face_align
+
+from orchestrator.faces.triton_client import TritonModels
+
+LANDMARK_INPUT = 192
+ARCFACE_INPUT = 112
+SWAPPER_INPUT = 128
+
+
+@dataclass
+class Face:
+    bbox: np.ndarray  # (4,) x1, y1, x2, y2
+    score: float
+    kps: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth corner, right mouth corner
+    landmarks: np.ndarray | None = None  # (106, 2)
+    embedding: np.ndarray | None = None  # (512,), not normalised
+
+    @property
+    def area(self) -> float:
+        return float(max(self.bbox[2] - self.bbox[0], 0) * max(self.bbox[3] - self.bbox[1], 0))
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    input_size: int = 640
+    score_threshold: float = 0.5
+    nms_threshold: float = 0.4
+
+
+@dataclass(frozen=True)
+class SwapOutput:
+    image: np.ndarray  # the init image with the swapped crop pasted back inside `support`
+    support: np.ndarray  # bool (H, W): where the pasted crop has valid pixels
+    crop: np.ndarray  # (128, 128, 3) the swapper's output
+    matrix: np.ndarray = field(repr=False)  # 2x3 affine, image -> crop
+
+
+def _blob(images: list[np.ndarray], mean: float, std: float) -> np.ndarray:
+    """RGB uint8 crops -> float32 NCHW, (x - mean) / std."""
+    stack = np.stack(images).astype(np.float32)
+    return np.ascontiguousarray(((stack - mean) / std).transpose(0, 3, 1, 2))
+
+
+class FaceAnalyzer:
+    """The face operations of the pipeline, each one or a few Triton inferences."""
+
+    def __init__(self, models: TritonModels, detection: DetectionConfig = DetectionConfig()) -> None:
+        self.models = models
+        names = models.config.models
+        self.detector = SCRFD(session=models.session(names.detector))
+        size = (detection.input_size, detection.input_size)
+        self.detector.prepare(0, input_size=size, det_thresh=detection.score_threshold, nms_thresh=detection.nms_threshold)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in the image, best score first."""
+        bgr = np.ascontiguousarray(image[..., ::-1])  # insightface's detector expects OpenCV's BGR
+        boxes, kpss = self.detector.detect(bgr)
+        if kpss is None:
+            return []
+        return [Face(bbox=b[:4].astype(np.float32), score=float(b[4]), kps=k.astype(np.float32)) for b, k in zip(boxes, kpss)]
+
+    def add_landmarks(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Fill each face's 106 landmarks, all faces in one batched request."""
+        if not faces:
+            return
+        crops, inverses = [], []
+        for face in faces:
+            x1, y1, x2, y2 = face.bbox
+            center = ((x1 + x2) / 2, (y1 + y2) / 2)
+            scale = LANDMARK_INPUT / (max(x2 - x1, y2 - y1) * 1.5)
+            crop, matrix = face_align.transform(image, center, LANDMARK_INPUT, scale, 0)
+            crops.append(crop)
+            inverses.append(cv2.invertAffineTransform(matrix))
+        names = self.models.config.models
+        pred = self.models.infer(names.landmarks, {"data": _blob(crops, 127.5, 128.0)}, ["fc1"])["fc1"]
+        for face, row, inverse in zip(faces, pred, inverses):
+            points = (row.reshape(-1, 2) + 1.0) * (LANDMARK_INPUT // 2)
+            face.landmarks = face_align.trans_points(points, inverse).astype(np.float32)
+
+    def add_embeddings(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Fill each face's ArcFace embedding from its aligned 112 crop, in one batched request."""
+        if not faces:
+            return
+        crops = [face_align.norm_crop(image, f.kps, ARCFACE_INPUT) for f in faces]
+        names = self.models.config.models
+        out = self.models.infer(names.recognition, {"input.1": _blob(crops, 127.5, 127.5)}, ["683"])["683"]
+        for face, embedding in zip(faces, out):
+            face.embedding = embedding.astype(np.float32)
+
+    def swap(self, image: np.ndarray, target: Face, source_embedding: np.ndarray) -> SwapOutput:
+        """Put the identity `source_embedding` on `target` and paste the 128 crop back."""
+        crop, matrix = align_crop(image, target.kps, SWAPPER_INPUT)
+        names = self.models.config.models
+        out = self.models.infer(
+            names.swapper,
+            {"target": _blob([crop], 0.0, 255.0), "source": source_embedding.reshape(1, -1)},
+            ["output"],
+        )["output"]
+        swapped = np.clip(np.rint(out[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+        pasted, support = paste_back(image, swapped, matrix)
+        return SwapOutput(image=pasted, support=support, crop=swapped, matrix=matrix)
+
+
+def align_crop(image: np.ndarray, kps: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ArcFace-template crop of the face and its 2x3 image->crop matrix."""
+    crop, matrix = face_align.norm_crop2(image, kps, size)
+    return crop, matrix
+
+
+def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, border_px: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the crop back into the image; returns the pasted image and where it is valid.
+
+    The crop's outer `border_px` pixels are left out of the support: bilinear resampling mixes the
+    warp's zero border into them.
+    """
+    height, width = image.shape[:2]
+    inverse = cv2.invertAffineTransform(matrix)
+    warped = cv2.warpAffine(crop, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    valid = np.zeros(crop.shape[:2], dtype=np.uint8)
+    valid[border_px:-border_px, border_px:-border_px] = 255
+    support = cv2.warpAffine(valid, inverse, (width, height), flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    pasted = image.copy()
+    pasted[support] = warped[support]
+    return pasted, support

@@ -1,0 +1,80 @@
+"""The face stage: find the faces, refine the mask, swap the identity, blend.
+
+    init, mask, character -> FaceStageResult(refined mask, raw swap, blended image, faces, timings)
+
+The raw swap is the EACPS search's seed-0 candidate; the blended image is what the service returns
+when no refinement runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
+from orchestrator.faces.selection import choose_character_face, choose_target_face
+from orchestrator.imaging.blend import BlendConfig, feather_blend
+from orchestrator.imaging.masks import MaskRefinement, MaskRefinementConfig, refine_mask
+
+
+@dataclass(frozen=True)
+class FaceStageConfig:
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    mask: MaskRefinementConfig = field(default_factory=MaskRefinementConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+
+
+@dataclass
+class FaceStageResult:
+    mask: MaskRefinement
+    raw_swap: np.ndarray  # init with the swapped crop pasted back (hard edge); the search's seed-0 candidate
+    blended: np.ndarray  # raw swap feathered into init inside the refined mask
+    target: Face
+    character: Face
+    timings_s: dict[str, float]
+    standin: bool  # True when any model that produced this ran on random stand-in weights
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = now - self._last
+        self._last = now
+
+
+class FaceStage:
+    def __init__(self, analyzer: FaceAnalyzer, config: FaceStageConfig = FaceStageConfig(), standin: bool = False) -> None:
+        self.analyzer = analyzer
+        self.config = config
+        self.standin = standin
+
+    def run(self, init: np.ndarray, mask: np.ndarray, character: np.ndarray) -> FaceStageResult:
+        clock = _Clock()
+        target = choose_target_face(self.analyzer.detect(init), mask)
+        self.analyzer.add_landmarks(init, [target])
+        clock.lap("detect_target")
+        source = choose_character_face(self.analyzer.detect(character))
+        self.analyzer.add_embeddings(character, [source])
+        clock.lap("character_identity")
+        refinement = refine_mask(init, mask, target.landmarks, self.config.mask)
+        clock.lap("refine_mask")
+        assert source.embedding is not None
+        swap = self.analyzer.swap(init, target, source.embedding)
+        clock.lap("swap")
+        blended = feather_blend(init, swap.image, refinement.mask, self.config.blend)
+        clock.lap("blend")
+        return FaceStageResult(
+            mask=refinement,
+            raw_swap=swap.image,
+            blended=blended,
+            target=target,
+            character=source,
+            timings_s=clock.timings,
+            standin=self.standin,
+        )

@@ -1,0 +1,146 @@
+"""The InsightFace models served by Triton, reached over gRPC (KServe v2).
+
+`TritonSession` presents a Triton model with the small part of onnxruntime's InferenceSession that
+insightface's model classes use (get_inputs, get_outputs, run), so insightface's own SCRFD decoding,
+thresholds and NMS run unchanged on Triton's outputs; the orchestrator needs no weight files.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
+
+from orchestrator.errors import ModelUnavailableError
+
+# Images travel as float32 tensors: a 1280x1280 detection input alone is ~20 MB, over gRPC's 4 MiB default.
+_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TritonModelNames:
+    detector: str = "det_10g"
+    landmarks: str = "2d106det"
+    recognition: str = "w600k_r50"
+    swapper: str = "inswapper_128"
+
+    def all(self) -> tuple[str, ...]:
+        return (self.detector, self.landmarks, self.recognition, self.swapper)
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    url: str = "127.0.0.1:8001"
+    timeout_s: float = 30.0  # per inference; a request deadline, when shorter, wins
+    models: TritonModelNames = field(default_factory=TritonModelNames)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """onnxruntime NodeArg look-alike: dynamic dimensions are None."""
+
+    name: str
+    shape: list[int | None]
+    datatype: str
+
+
+class TritonModels:
+    """A gRPC client for the face models on one Triton server. Thread-safe."""
+
+    def __init__(self, config: TritonConfig = TritonConfig()) -> None:
+        self.config = config
+        self.client = triton_grpc.InferenceServerClient(
+            config.url,
+            channel_args=[
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._metadata: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def check_ready(self) -> None:
+        """Raise ModelUnavailableError naming every face model Triton does not report ready."""
+        missing = []
+        for name in self.config.models.all():
+            try:
+                if not self.client.is_model_ready(name):
+                    missing.append(name)
+            except InferenceServerException as exc:
+                raise ModelUnavailableError("triton", f"{self.config.url} did not answer ({exc.message()})") from exc
+        if missing:
+            raise ModelUnavailableError("triton", f"models not ready on {self.config.url}: {', '.join(missing)}")
+
+    def metadata(self, model: str) -> Any:
+        with self._lock:
+            if model not in self._metadata:
+                try:
+                    self._metadata[model] = self.client.get_model_metadata(model)
+                except InferenceServerException as exc:
+                    raise ModelUnavailableError(model, f"no metadata from {self.config.url} ({exc.message()})") from exc
+            return self._metadata[model]
+
+    def infer(
+        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run one inference; float32 in, numpy out. Failures become ModelUnavailableError."""
+        request = []
+        for name, array in inputs.items():
+            array = np.ascontiguousarray(array, dtype=np.float32)
+            tensor = triton_grpc.InferInput(name, list(array.shape), "FP32")
+            tensor.set_data_from_numpy(array)
+            request.append(tensor)
+        wanted = [triton_grpc.InferRequestedOutput(n) for n in outputs]
+        timeout = self.config.timeout_s if timeout_s is None else min(timeout_s, self.config.timeout_s)
+        try:
+            result = self.client.infer(model, request, outputs=wanted, client_timeout=timeout)
+        except InferenceServerException as exc:
+            raise ModelUnavailableError(model, f"inference failed on {self.config.url}: {exc.message()}") from exc
+        return {n: result.as_numpy(n) for n in outputs}
+
+    def inference_statistics(self, model: str) -> tuple[int, int]:
+        """(inference_count, execution_count) since the model loaded; fewer executions = batching."""
+        stats = self.client.get_inference_statistics(model).model_stats[0]
+        return int(stats.inference_count), int(stats.execution_count)
+
+    def session(self, model: str) -> TritonSession:
+        return TritonSession(self, model)
+
+
+class TritonSession:
+    """The slice of onnxruntime.InferenceSession that insightface's model classes call."""
+
+    def __init__(self, models: TritonModels, model: str) -> None:
+        self.models = models
+        self.model = model
+        meta = models.metadata(model)
+        self._inputs = [self._info(t) for t in meta.inputs]
+        self._outputs = [self._info(t) for t in meta.outputs]
+
+    @staticmethod
+    def _info(tensor: Any) -> TensorInfo:
+        return TensorInfo(tensor.name, [int(d) if d >= 0 else None for d in tensor.shape], tensor.datatype)
+
+    def get_inputs(self) -> list[TensorInfo]:
+        return self._inputs
+
+    def get_outputs(self) -> list[TensorInfo]:
+        return self._outputs
+
+    def get_providers(self) -> list[str]:
+        return ["TritonInferenceServer"]
+
+    def set_providers(self, providers: list[str]) -> None:
+        """Where the model runs is Triton's configuration, not the client's."""
+
+    def run(self, output_names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        names = output_names or [o.name for o in self._outputs]
+        out = self.models.infer(self.model, feed, names)
+        return [out[n] for n in names]
