@@ -1,0 +1,115 @@
+"""The one place where domain errors become gRPC status codes, and where every call gets a request id,
+one log line and its metrics.
+
+Servicers raise `servers.common.errors` exceptions; they never call `context.abort` for domain errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+import grpc.aio
+
+from servers.common import errors
+from servers.common.logs import REQUEST_ID, fields
+from servers.common.metrics import ServerMetrics
+
+REQUEST_ID_KEY = "x-request-id"
+
+STATUS_BY_ERROR: dict[type[errors.ServiceError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Cancelled: grpc.StatusCode.CANCELLED,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Internal: grpc.StatusCode.INTERNAL,
+}
+
+# Health checks and reflection are polled constantly; they get neither log lines nor request metrics.
+_QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def status_for(error: errors.ServiceError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def _request_id(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and value:
+            return str(value)[:64]
+    return uuid.uuid4().hex[:16]
+
+
+UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: ServerMetrics, logger: logging.Logger) -> None:
+        self._metrics = metrics
+        self._log = logger
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or method.startswith(_QUIET_PREFIXES):
+            return handler
+        behaviour = cast(UnaryBehaviour, handler.unary_unary)
+        request_id = _request_id(handler_call_details.invocation_metadata)
+        return grpc.unary_unary_rpc_method_handler(
+            self._wrap(method, request_id, behaviour),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, method: str, request_id: str, behaviour: UnaryBehaviour) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            token = REQUEST_ID.set(request_id)
+            started = time.monotonic()
+            code = grpc.StatusCode.OK
+            detail = ""
+            try:
+                await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+                return await behaviour(request, context)
+            except errors.ServiceError as e:
+                code, detail = status_for(e), str(e)
+                await context.abort(code, detail)
+            except asyncio.CancelledError:
+                code, detail = grpc.StatusCode.CANCELLED, "the call ended before the work finished"
+                raise
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception:
+                code, detail = grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
+                self._log.exception("unhandled error", extra=fields(method=method))
+                await context.abort(code, detail)
+            finally:
+                elapsed = time.monotonic() - started
+                self._metrics.requests.labels(method=method, code=code.name).inc()
+                self._metrics.latency.labels(method=method).observe(elapsed)
+                self._log.info(
+                    "rpc",
+                    extra=fields(
+                        method=method,
+                        code=code.name,
+                        elapsed_s=round(elapsed, 4),
+                        **({"detail": detail} if detail else {}),
+                    ),
+                )
+                REQUEST_ID.reset(token)
+
+        return wrapped

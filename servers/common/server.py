@@ -1,0 +1,149 @@
+"""The grpc.aio server every model server runs: limits, interceptor, health, reflection, metrics, drain.
+
+Life of a process:
+  1. metrics on their own port; the gRPC port bound; health NOT_SERVING for "" and every service;
+  2. `load()` runs in a thread (the model loads while health checks already answer);
+  3. health SERVING;
+  4. SIGTERM or SIGINT: health NOT_SERVING, no new calls, in-flight calls finish within the grace, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from servers.common.cancellation import CancelToken
+from servers.common.config import ServerConfig
+from servers.common.errors import Unavailable
+from servers.common.interceptor import ServiceInterceptor
+from servers.common.logs import fields, get_logger
+from servers.common.metrics import ServerMetrics
+from servers.common.work_queue import WorkQueue
+
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def token_for(context: grpc.aio.ServicerContext[Any, Any]) -> CancelToken:
+    """A CancelToken carrying the caller's deadline and cancelled when the call ends early."""
+    token = CancelToken(context.time_remaining())
+
+    def on_done(ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if ctx.cancelled():
+            token.cancel("the caller cancelled the call")
+
+    context.add_done_callback(on_done)  # type: ignore[arg-type]  # the stub types the callback as a class
+    return token
+
+
+class ModelServer:
+    """Owns the transport-level pieces. A component creates one, registers its servicer, and runs `serve`."""
+
+    def __init__(self, name: str, config: ServerConfig) -> None:
+        self.name = name
+        self.config = config
+        self.log = get_logger(name)
+        self.metrics = ServerMetrics(name)
+        self.work = WorkQueue(config.max_concurrent, config.max_queue, self.metrics)
+        self.ready = False
+        self.draining = False
+        self.health = HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[ServiceInterceptor(self.metrics, self.log)],
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+            ],
+        )
+        self.service_names: list[str] = []
+        self._stop = asyncio.Event()
+        self.port = 0
+
+    def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
+        """`register` is the generated `add_<Service>Servicer_to_server` bound to a servicer."""
+        register(self.server)
+        self.service_names.append(full_name)
+
+    def require_ready(self) -> None:
+        """Servicers call this first: no model, or draining, means UNAVAILABLE."""
+        if self.draining:
+            raise Unavailable("the server is shutting down")
+        if not self.ready:
+            raise Unavailable("the model is still loading")
+
+    async def _set_health(self, status: Any) -> None:
+        for service in ["", *self.service_names]:
+            await self.health.set(service, status)
+
+    def request_stop(self) -> None:
+        """Begin the graceful drain (what SIGTERM does)."""
+        self._stop.set()
+
+    async def serve(self, load: Callable[[], object], bound: Callable[[int], None] | None = None) -> None:
+        """Serve until SIGTERM/SIGINT or `request_stop()`. `load` blocks (runs in a thread); `bound` gets the port."""
+        config = self.config
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.metrics.serve(config.host, config.metrics_port)
+        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Not possible outside the main thread (in-process tests call request_stop instead).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self.server.start()
+        if bound is not None:
+            bound(self.port)
+        self.log.info(
+            "listening", extra=fields(port=self.port, metrics_port=config.metrics_port, services=self.service_names)
+        )
+        try:
+            await self._load_then_wait(load)
+        finally:
+            await self._drain()
+
+    async def _load_then_wait(self, load: Callable[[], object]) -> None:
+        started = time.monotonic()
+        loading = asyncio.ensure_future(asyncio.to_thread(load))
+        stop = asyncio.ensure_future(self._stop.wait())
+        done, _ = await asyncio.wait({loading, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if loading in done:
+            loading.result()  # a failed load ends the process with its error
+            self.ready = True
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            self.log.info("serving", extra=fields(load_s=round(time.monotonic() - started, 3)))
+            await stop
+        else:
+            self.log.info("stop requested while loading")
+            loading.cancel()
+
+    async def _drain(self) -> None:
+        self.draining = True
+        started = time.monotonic()
+        await self.health.enter_graceful_shutdown()
+        self.log.info(
+            "draining",
+            extra=fields(running=self.work.running, waiting=self.work.waiting, grace_s=self.config.drain_grace_s),
+        )
+        # Rejects new calls at once and waits for in-flight ones, cancelling them after the grace.
+        await self.server.stop(self.config.drain_grace_s)
+        self.work.shutdown()
+        self.metrics.close()
+        self.log.info("stopped", extra=fields(drain_s=round(time.monotonic() - started, 3)))
+
+
+def run_server(server: ModelServer, load: Callable[[], object]) -> None:
+    """Entry point for `__main__`: run the event loop until the drain completes."""
+    asyncio.run(server.serve(load))
