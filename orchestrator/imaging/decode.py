@@ -27,9 +27,9 @@ def _open(data: bytes, field: str, max_pixels: int) -> Image.Image:
             # Pillow's own bomb check warns or raises at its global limit; ours is per call and exact.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, Image.DecompressionBombError):
-            raise InvalidInputError(field, f"is too large to decode safely ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise InvalidInputError(field, f"is too large to decode safely ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidInputError(field, "is not a decodable image (expected PNG, JPEG or WebP)") from exc
     if image.format not in SUPPORTED_FORMATS:
         raise InvalidInputError(field, f"has format {image.format}; supported: PNG, JPEG, WebP")

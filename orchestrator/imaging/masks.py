@@ -33,7 +33,8 @@ class MaskRefinementConfig:
     exclude_hair: bool = True
     # Mahalanobis distance in Lab beyond which a pixel outside the hull is not skin.
     hair_distance: float = 3.0
-    # Fraction of the hull that must lie inside the given mask for the face to be the intended one.
+    # The face is the intended one when hull and given mask share at least this fraction of the
+    # smaller of the two (a small mask on the nose and a large one over the head both qualify).
     min_hull_overlap: float = 0.3
     # How far beyond the hull (in hull heights) the refined mask may reach.
     max_extension: float = 0.4
@@ -102,7 +103,7 @@ def refine_mask(
     hull_px = int(hull.sum())
     if hull_px == 0:
         return MaskRefinement(given.copy(), False, "the face landmarks lie outside init_image: kept the given mask")
-    overlap = float((hull & given).sum()) / hull_px
+    overlap = float((hull & given).sum()) / min(hull_px, int(given.sum()))
     if overlap < config.min_hull_overlap:
         return MaskRefinement(
             given.copy(),

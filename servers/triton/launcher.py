@@ -14,6 +14,7 @@ project's model repository. What the binary needs from its environment:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -97,6 +98,28 @@ def prepare_backends(venv: Path) -> Path:
     return backends
 
 
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of the group that are still running (zombies, already dead, are not counted)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _wait_until_gone(pgid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while live_group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 class TritonServer:
     """One tritonserver process. Use as a context manager, or call start() and stop()."""
 
@@ -158,6 +181,18 @@ class TritonServer:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
 
+    def failed_models(self) -> dict[str, str] | None:
+        """Models whose load failed, with Triton's reason; None while any model is still loading."""
+        request = urllib.request.Request(f"{self.config.http_url}/v2/repository/index", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as r:
+                index = json.loads(r.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return None
+        if any(m.get("state") not in ("READY", "UNAVAILABLE") for m in index):
+            return None
+        return {m["name"]: m.get("reason", "") for m in index if m.get("state") == "UNAVAILABLE"}
+
     def _log_tail(self, lines: int = 30) -> str:
         log = self.config.log_file
         if log is None or not log.exists():
@@ -172,6 +207,11 @@ class TritonServer:
                 raise TritonStartError(f"tritonserver exited with code {self.process.returncode}:\n{self._log_tail()}")
             if self.is_ready():
                 return
+            failed = self.failed_models()
+            if failed:
+                self.stop()
+                reasons = "\n".join(f"  {name}: {reason}" for name, reason in sorted(failed.items()))
+                raise TritonStartError(f"tritonserver could not load every model:\n{reasons}")
             time.sleep(0.2)
         self.stop()
         raise TritonStartError(f"tritonserver was not ready after {self.config.ready_timeout_s:.0f} s:\n{self._log_tail()}")
@@ -191,6 +231,7 @@ class TritonServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            _wait_until_gone(self.process.pid, timeout_s=10.0)
         self.remove_shm_regions()
         if self._log_handle is not None:
             self._log_handle.close()  # type: ignore[attr-defined]

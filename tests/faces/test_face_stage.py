@@ -1,0 +1,104 @@
+"""The whole face stage through a real tritonserver serving the stand-ins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrator import sample_photos
+from orchestrator.errors import NoFaceError
+from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
+from orchestrator.faces.selection import choose_character_face, choose_target_face
+from orchestrator.faces.stage import FaceStage, FaceStageResult
+from orchestrator.faces.triton_client import TritonModels
+
+pytestmark = pytest.mark.triton
+
+
+@pytest.fixture(scope="module")
+def analyzer(triton_models: TritonModels) -> FaceAnalyzer:
+    return FaceAnalyzer(triton_models)
+
+
+@pytest.fixture(scope="module")
+def result(analyzer: FaceAnalyzer, astronaut: np.ndarray, tom_hanks: np.ndarray) -> FaceStageResult:
+    return FaceStage(analyzer, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)
+
+
+def test_detection_decodes_boxes_and_keypoints(analyzer: FaceAnalyzer, group_photo: np.ndarray) -> None:
+    faces = analyzer.detect(group_photo)
+    assert faces, "the stand-in detector yields some (random) boxes on a photo"
+    scores = [f.score for f in faces]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.5
+    for face in faces:
+        assert face.bbox.shape == (4,) and face.kps.shape == (5, 2)
+        assert face.bbox[2] > face.bbox[0] and face.bbox[3] > face.bbox[1]
+
+
+def test_landmarks_and_embeddings_are_batched_per_image(analyzer: FaceAnalyzer, group_photo: np.ndarray, triton_models: TritonModels) -> None:
+    faces = analyzer.detect(group_photo)[:5]
+    before = triton_models.inference_statistics("2d106det")
+    analyzer.add_landmarks(group_photo, faces)
+    after = triton_models.inference_statistics("2d106det")
+    assert after[0] - before[0] == len(faces) and after[1] - before[1] == 1, "one request carries every face"
+    analyzer.add_embeddings(group_photo, faces)
+    for face in faces:
+        assert face.landmarks is not None and face.landmarks.shape == (106, 2)
+        assert face.embedding is not None and face.embedding.shape == (512,)
+    assert not np.allclose(faces[0].embedding, faces[1].embedding)  # type: ignore[arg-type]
+
+
+def test_outside_the_refined_mask_nothing_changes(result: FaceStageResult, astronaut: np.ndarray) -> None:
+    changed = (result.blended != astronaut).any(axis=2)
+    assert changed.any(), "the swap must change something"
+    assert not (changed & ~result.mask.mask).any()
+
+
+def test_raw_swap_changes_only_the_pasted_crop(result: FaceStageResult, astronaut: np.ndarray) -> None:
+    changed = (result.raw_swap != astronaut).any(axis=2)
+    assert changed.any()
+    box = result.target.bbox
+    ys, xs = np.nonzero(changed)
+    # The pasted 128 crop covers the aligned face, a neighbourhood of the target box.
+    span = max(box[2] - box[0], box[3] - box[1]) * 4
+    assert xs.min() > box[0] - span and xs.max() < box[2] + span and ys.min() > box[1] - span and ys.max() < box[3] + span
+
+
+def test_result_reports_faces_timings_and_stand_in(result: FaceStageResult) -> None:
+    assert result.standin
+    assert result.target.landmarks is not None and result.character.embedding is not None
+    assert set(result.timings_s) == {"detect_target", "character_identity", "refine_mask", "swap", "blend"}
+    assert all(t >= 0 for t in result.timings_s.values())
+    assert result.mask.reason
+
+
+def test_same_inputs_give_the_same_output(analyzer: FaceAnalyzer, result: FaceStageResult, astronaut: np.ndarray, tom_hanks: np.ndarray) -> None:
+    again = FaceStage(analyzer, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)
+    np.testing.assert_array_equal(again.blended, result.blended)
+
+
+def test_no_face_in_the_init_image_names_it(triton_models: TritonModels, astronaut: np.ndarray, tom_hanks: np.ndarray) -> None:
+    blind = FaceAnalyzer(triton_models, DetectionConfig(score_threshold=1.01))  # no score can pass
+    with pytest.raises(NoFaceError, match=r"^init_image: no face was detected") as info:
+        FaceStage(blind).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)
+    assert info.value.image == "init_image"
+
+
+def _face(x: float, y: float, size: float, score: float = 0.9) -> Face:
+    return Face(bbox=np.array([x, y, x + size, y + size], np.float32), score=score, kps=np.zeros((5, 2), np.float32))
+
+
+def test_target_is_the_face_overlapping_the_mask_most() -> None:
+    mask = np.zeros((100, 100), bool)
+    mask[50:90, 50:90] = True
+    faces = [_face(0, 0, 40, 0.99), _face(40, 40, 40, 0.6), _face(60, 60, 20, 0.8)]
+    assert choose_target_face(faces, mask) is faces[1]
+    with pytest.raises(NoFaceError, match=r"^init_image: 1 face\(s\) detected, none overlaps the mask"):
+        choose_target_face([faces[0]], mask)
+
+
+def test_character_is_its_largest_face() -> None:
+    faces = [_face(0, 0, 20, 0.99), _face(30, 30, 50, 0.6)]
+    assert choose_character_face(faces) is faces[1]
+    with pytest.raises(NoFaceError, match=r"^character_image: no face was detected"):
+        choose_character_face([])

@@ -1,0 +1,107 @@
+"""A real tritonserver serves every model with the right shapes, batches, and stops cleanly."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.errors import ModelUnavailableError
+from orchestrator.faces.triton_client import TritonConfig, TritonModels
+from servers.triton.launcher import TritonServer, TritonServerConfig, TritonStartError, live_group_members
+from tools.models.contracts import ALL_MODELS, DET_10G, ModelContract
+
+pytestmark = pytest.mark.triton
+
+
+def _feeds(contract: ModelContract, rng: np.random.Generator, batch: int = 1) -> dict[str, np.ndarray]:
+    feeds = {}
+    for spec in contract.inputs:
+        shape = [batch if (i == 0 and d == -1) else (320 if d == -1 else d) for i, d in enumerate(spec.shape)]
+        feeds[spec.name] = rng.random(shape, dtype=np.float32)
+    return feeds
+
+
+@pytest.mark.parametrize("contract", ALL_MODELS, ids=lambda c: c.triton_name)
+def test_every_model_answers_with_the_contract_shapes(triton_models: TritonModels, contract: ModelContract) -> None:
+    batch = 3 if contract.batchable else 1
+    out = triton_models.infer(contract.triton_name, _feeds(contract, np.random.default_rng(0), batch), [s.name for s in contract.outputs])
+    for spec in contract.outputs:
+        got = out[spec.name]
+        assert got.dtype == np.float32 and len(got.shape) == len(spec.shape)
+        for axis, (g, want) in enumerate(zip(got.shape, spec.shape)):
+            if contract.batchable and axis == 0:
+                assert g == batch
+            elif want != -1:
+                assert g == want
+
+
+def test_detector_emits_two_anchors_per_cell_per_stride(triton_models: TritonModels) -> None:
+    out = triton_models.infer("det_10g", {"input.1": np.zeros((1, 3, 320, 256), np.float32)}, [s.name for s in DET_10G.outputs])
+    for stride, name in zip((8, 16, 32), ("448", "471", "494")):
+        assert out[name].shape == ((320 // stride) * (256 // stride) * 2, 1)
+
+
+def test_concurrent_requests_are_batched_by_triton(triton_models: TritonModels) -> None:
+    before = triton_models.inference_statistics("w600k_r50")
+    rng = np.random.default_rng(2)
+    crops = [rng.random((1, 3, 112, 112), dtype=np.float32) for _ in range(32)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(lambda x: triton_models.infer("w600k_r50", {"input.1": x}, ["683"])["683"], crops))
+    after = triton_models.inference_statistics("w600k_r50")
+    inferences, executions = after[0] - before[0], after[1] - before[1]
+    assert inferences == 32
+    assert executions < inferences, f"{executions} executions for {inferences} inferences: no batching happened"
+    # Batching must not mix up whose answer is whose.
+    alone = triton_models.infer("w600k_r50", {"input.1": crops[5]}, ["683"])["683"]
+    np.testing.assert_allclose(results[5], alone, rtol=1e-4, atol=1e-4)
+
+
+def test_readiness_of_every_face_model(triton_models: TritonModels) -> None:
+    triton_models.check_ready()
+
+
+def test_an_unreachable_server_is_reported_as_unavailable() -> None:
+    from servers.triton.launcher import free_port
+
+    models = TritonModels(TritonConfig(url=f"127.0.0.1:{free_port()}", timeout_s=2.0))
+    with pytest.raises(ModelUnavailableError, match="triton"):
+        models.check_ready()
+    with pytest.raises(ModelUnavailableError, match="w600k_r50"):
+        models.infer("w600k_r50", {"input.1": np.zeros((1, 3, 112, 112), np.float32)}, ["683"])
+
+
+def test_stop_leaves_no_process_and_no_shared_memory(standin_repository: Path, tmp_path: Path) -> None:
+    config = TritonServerConfig.on_free_ports(repository=standin_repository, log_file=tmp_path / "log")
+    server = TritonServer(config).start()
+    assert server.process is not None
+    pgid = server.process.pid
+    assert server.shm_regions(), "the python backend should hold shared-memory regions while serving"
+    assert len(live_group_members(pgid)) >= 2  # the server and its python-backend stubs
+    server.stop()
+    assert server.process.poll() is not None
+    assert live_group_members(pgid) == []
+    assert server.shm_regions() == []
+
+
+def test_a_killed_server_leaves_nothing_behind_after_stop(standin_repository: Path, tmp_path: Path) -> None:
+    config = TritonServerConfig.on_free_ports(repository=standin_repository, log_file=tmp_path / "log")
+    server = TritonServer(config).start()
+    assert server.process is not None
+    server.process.kill()  # no chance to clean up: stubs and /dev/shm regions stay
+    server.process.wait()
+    server.stop()
+    assert live_group_members(server.process.pid) == []
+    assert server.shm_regions() == []
+
+
+def test_a_model_that_fails_to_load_keeps_the_server_from_being_ready(standin_repository: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "repo"
+    shutil.copytree(standin_repository, broken)
+    (broken / "w600k_r50" / "1" / "model.onnx").write_bytes(b"broken")
+    config = TritonServerConfig.on_free_ports(repository=broken, log_file=tmp_path / "log", ready_timeout_s=20)
+    with pytest.raises(TritonStartError, match="w600k_r50"):
+        TritonServer(config).start()
