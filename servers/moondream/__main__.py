@@ -1,0 +1,71 @@
+"""Run the Moondream server: `python -m servers.moondream --adapter transformers-vlm --model-dir DIR --port N`.
+
+Every setting is a flag, a `MOONDREAM_<FIELD>` environment variable or a key in `--config FILE`
+(see `servers.moondream.config.MoondreamServerConfig`). Weights load from local directories only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from inpaint.v1 import moondream_pb2_grpc
+
+from servers.common.config import load_config
+from servers.common.errors import InvalidArgument
+from servers.common.logs import configure_logging
+from servers.common.server import ModelServer
+from servers.moondream.config import ADAPTERS, ENV_PREFIX, MoondreamServerConfig
+from servers.moondream.model import VisionLanguageModel
+from servers.moondream.servicer import MoondreamServicer
+
+SERVICE_NAME = "inpaint.v1.MoondreamService"
+
+
+def build_model(config: MoondreamServerConfig) -> VisionLanguageModel:
+    """Load the configured adapter (imports torch and transformers only now, after the offline switches)."""
+    import torch
+
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
+    if config.adapter == "moondream2":
+        from servers.moondream.moondream2 import Moondream2Model
+
+        return Moondream2Model(
+            config.model_dir,
+            revision=config.revision,
+            tokenizer_path=config.tokenizer_path,
+            image_cache_size=config.image_cache_size,
+            device=config.device,
+            dtype=config.dtype,
+        )
+    from servers.moondream.transformers_vlm import TransformersVisionLanguageModel
+
+    return TransformersVisionLanguageModel(
+        config.model_dir, image_cache_size=config.image_cache_size, device=config.device, dtype=config.dtype
+    )
+
+
+async def serve(config: MoondreamServerConfig) -> None:
+    # The grpc.aio server binds to the event loop that exists when it is created, so it is created
+    # inside the running loop rather than before `asyncio.run` starts another one.
+    server = ModelServer("moondream", config)
+    servicer = MoondreamServicer(server, config, lambda: build_model(config))
+    server.add_service(SERVICE_NAME, lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s))
+    await server.serve(servicer.load)
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = load_config(MoondreamServerConfig, sys.argv[1:] if argv is None else argv, env_prefix=ENV_PREFIX)
+    if config.adapter not in ADAPTERS:
+        raise SystemExit(str(InvalidArgument("adapter", f"{config.adapter!r} is not one of {', '.join(ADAPTERS)}")))
+    # Weights come from local directories; a hub download at run time would be a bug, so make it fail.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    configure_logging(config.log_level)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()
