@@ -7,6 +7,7 @@ Every setting is a flag, a `MOONDREAM_<FIELD>` environment variable or a key in 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import sys
 
@@ -25,10 +26,8 @@ SERVICE_NAME = "inpaint.v1.MoondreamService"
 
 def build_model(config: MoondreamServerConfig) -> VisionLanguageModel:
     """Load the configured adapter (imports torch and transformers only now, after the offline switches)."""
-    import torch
-
     if config.torch_threads > 0:
-        torch.set_num_threads(config.torch_threads)
+        importlib.import_module("torch").set_num_threads(config.torch_threads)
     if config.adapter == "moondream2":
         from servers.moondream.moondream2 import Moondream2Model
 
@@ -52,7 +51,10 @@ async def serve(config: MoondreamServerConfig) -> None:
     # inside the running loop rather than before `asyncio.run` starts another one.
     server = ModelServer("moondream", config)
     servicer = MoondreamServicer(server, config, lambda: build_model(config))
-    server.add_service(SERVICE_NAME, lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s))
+    server.add_service(
+        SERVICE_NAME,
+        lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s),  # type: ignore[no-untyped-call]
+    )
     await server.serve(servicer.load)
 
 

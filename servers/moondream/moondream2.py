@@ -21,6 +21,9 @@ This adapter is exercised against the real weights only where they can be downlo
 project's machines the tests run the generic adapter on a tiny stand-in.
 """
 
+# torch, transformers and tokenizers live in .venv-moondream only; `make lint` runs in .venv.
+# mypy: disable-error-code="import-not-found"
+
 from __future__ import annotations
 
 import contextlib
@@ -32,6 +35,7 @@ from typing import Any
 
 import tokenizers
 import torch
+from tokenizers import Tokenizer as RealTokenizer
 from transformers import AutoModelForCausalLM
 
 from servers.common.cancellation import CancelToken
@@ -43,6 +47,7 @@ ADAPTER_NAME = "moondream2"
 PINNED_REVISION = "2025-06-21"
 REVISION_FILE = "REVISION"
 TOKENIZER_FILE = "tokenizer.json"
+_TOKENIZER_NAME = "Tokenizer"
 
 
 class _LocalTokenizer:
@@ -51,16 +56,16 @@ class _LocalTokenizer:
     path: Path
 
     @classmethod
-    def from_pretrained(cls, identifier: str, *args: Any, **kwargs: Any) -> tokenizers.Tokenizer:
-        return tokenizers.Tokenizer.from_file(str(cls.path))
+    def from_pretrained(cls, identifier: str, *args: Any, **kwargs: Any) -> RealTokenizer:
+        return RealTokenizer.from_file(str(cls.path))
 
     @staticmethod
-    def from_file(path: str) -> tokenizers.Tokenizer:
-        return tokenizers.Tokenizer.from_file(path)
+    def from_file(path: str) -> RealTokenizer:
+        return RealTokenizer.from_file(path)
 
     @staticmethod
-    def from_str(text: str) -> tokenizers.Tokenizer:
-        return tokenizers.Tokenizer.from_str(text)
+    def from_str(text: str) -> RealTokenizer:
+        return RealTokenizer.from_str(text)
 
 
 @contextlib.contextmanager
@@ -68,21 +73,20 @@ def local_tokenizer(tokenizer_path: Path) -> Iterator[None]:
     """Within the block, `Tokenizer.from_pretrained` (in `tokenizers` and in already imported remote code)
     returns the tokenizer at `tokenizer_path` instead of downloading one."""
     shim = type("LocalTokenizer", (_LocalTokenizer,), {"path": tokenizer_path})
-    real = tokenizers.Tokenizer
-    patched = [
-        m
-        for name, m in list(sys.modules.items())
-        if name.startswith("transformers_modules.") and getattr(m, "Tokenizer", None) is real
+    # Remote code does `from tokenizers import Tokenizer` when it is imported, during the load below;
+    # modules imported by an earlier load already hold the real class and are patched too.
+    holders: list[Any] = [tokenizers] + [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("transformers_modules.") and getattr(module, _TOKENIZER_NAME, None) is RealTokenizer
     ]
-    tokenizers.Tokenizer = shim  # type: ignore[misc,assignment]  # remote code imports it by name
-    for module in patched:
-        module.Tokenizer = shim
+    for holder in holders:
+        setattr(holder, _TOKENIZER_NAME, shim)
     try:
         yield
     finally:
-        tokenizers.Tokenizer = real  # type: ignore[misc]
-        for module in patched:
-            module.Tokenizer = real
+        for holder in holders:
+            setattr(holder, _TOKENIZER_NAME, RealTokenizer)
 
 
 def check_revision(model_dir: Path, pinned: str) -> str:
