@@ -28,7 +28,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 def astronaut() -> np.ndarray:
     import skimage.data
 
-    return np.ascontiguousarray(skimage.data.astronaut())
+    return np.ascontiguousarray(skimage.data.astronaut())  # type: ignore[no-untyped-call]
 
 
 def group() -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,23 @@ def triton_server(standin_repository: Path, tmp_path_factory: pytest.TempPathFac
     config = TritonServerConfig.on_free_ports(repository=standin_repository, log_file=log)
     with TritonServer(config) as server:
         yield server
+
+
+def settled_statistics(models: TritonModels, model: str, timeout_s: float = 5.0) -> tuple[int, int]:
+    """(inferences, executions) once Triton has recorded every finished request.
+
+    Triton updates its statistics just after it answers, so a read right after a response can
+    miss that response.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = models.inference_statistics(model)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = models.inference_statistics(model)
+        if current == last:
+            return current
+        last = current
+    return last
 
 
 @pytest.fixture(scope="session")

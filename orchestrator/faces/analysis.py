@@ -7,6 +7,7 @@ the 128 crop).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
@@ -15,6 +16,10 @@ from insightface.model_zoo.scrfd import SCRFD
 from insightface.utils import face_align
 
 from orchestrator.faces.triton_client import TritonModels
+
+# insightface 2.1's face_align calls scikit-image's deprecated SimilarityTransform.estimate; the
+# warning is theirs to fix and would otherwise print on every request.
+warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
 
 LANDMARK_INPUT = 192
 ARCFACE_INPUT = 112
@@ -63,7 +68,9 @@ class FaceAnalyzer:
         names = models.config.models
         self.detector = SCRFD(session=models.session(names.detector))
         size = (detection.input_size, detection.input_size)
-        self.detector.prepare(0, input_size=size, det_thresh=detection.score_threshold, nms_thresh=detection.nms_threshold)
+        self.detector.prepare(
+            0, input_size=size, det_thresh=detection.score_threshold, nms_thresh=detection.nms_threshold
+        )
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in the image, best score first."""
@@ -71,7 +78,10 @@ class FaceAnalyzer:
         boxes, kpss = self.detector.detect(bgr)
         if kpss is None:
             return []
-        return [Face(bbox=b[:4].astype(np.float32), score=float(b[4]), kps=k.astype(np.float32)) for b, k in zip(boxes, kpss)]
+        return [
+            Face(bbox=b[:4].astype(np.float32), score=float(b[4]), kps=k.astype(np.float32))
+            for b, k in zip(boxes, kpss)
+        ]
 
     def add_landmarks(self, image: np.ndarray, faces: list[Face]) -> None:
         """Fill each face's 106 landmarks, all faces in one batched request."""
@@ -121,7 +131,9 @@ def align_crop(image: np.ndarray, kps: np.ndarray, size: int) -> tuple[np.ndarra
     return crop, matrix
 
 
-def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, border_px: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def paste_back(
+    image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, border_px: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Warp the crop back into the image; returns the pasted image and where it is valid.
 
     The crop's outer `border_px` pixels are left out of the support: bilinear resampling mixes the

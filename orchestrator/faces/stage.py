@@ -49,7 +49,9 @@ class _Clock:
 
 
 class FaceStage:
-    def __init__(self, analyzer: FaceAnalyzer, config: FaceStageConfig = FaceStageConfig(), standin: bool = False) -> None:
+    def __init__(
+        self, analyzer: FaceAnalyzer, config: FaceStageConfig = FaceStageConfig(), standin: bool = False
+    ) -> None:
         self.analyzer = analyzer
         self.config = config
         self.standin = standin

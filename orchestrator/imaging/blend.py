@@ -55,4 +55,5 @@ def feather_blend(
     alpha = feather_alpha(mask, config)[..., None]
     base = init.astype(np.float32)
     out = base + alpha * (candidate.astype(np.float32) - base)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    blended: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return blended

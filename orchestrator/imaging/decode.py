@@ -36,7 +36,8 @@ def _open(data: bytes, field: str, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise InvalidInputError(
-            field, f"is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} (decompression bomb guard)"
+            field,
+            f"is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} (decompression bomb guard)",
         )
     if width == 0 or height == 0:
         raise InvalidInputError(field, f"has no pixels ({width}x{height})")
@@ -70,7 +71,9 @@ def decode_image(data: bytes, field: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def decode_mask(data: bytes, field: str, expected_hw: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_mask(
+    data: bytes, field: str, expected_hw: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode a mask field to bool (H, W): white (>=128) marks the region to replace.
 
     A mask with a meaningful alpha channel (not fully opaque) is read from its alpha; otherwise from

@@ -78,7 +78,8 @@ def skin_distance(image: np.ndarray, sample: np.ndarray) -> np.ndarray:
     covariance = np.cov((core - center).T) + np.eye(3) * 4.0  # floor: flat skin must not make every pixel "far"
     inverse = np.linalg.inv(covariance)
     diff = lab - center
-    return np.sqrt(np.einsum("hwi,ij,hwj->hw", diff, inverse, diff))
+    distance: np.ndarray = np.sqrt(np.einsum("hwi,ij,hwj->hw", diff, inverse, diff))
+    return distance
 
 
 def _component_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
@@ -108,7 +109,8 @@ def refine_mask(
         return MaskRefinement(
             given.copy(),
             False,
-            f"the detected face overlaps the given mask by {overlap:.0%} (< {config.min_hull_overlap:.0%}): kept the given mask",
+            f"the detected face overlaps the given mask by {overlap:.0%} "
+            f"(< {config.min_hull_overlap:.0%}): kept the given mask",
             hull_px=hull_px,
         )
     union = hull | given

@@ -1,6 +1,6 @@
 """Serve the model repository with tritonserver in the foreground until SIGINT/SIGTERM.
 
-    python -m servers.triton [--repository triton_models] [--config-name cpu|default] [--grpc-port 8001]
+python -m servers.triton [--repository triton_models] [--config-name cpu|default] [--grpc-port 8001]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     defaults = TritonServerConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repository", type=Path, default=defaults.repository)
-    p.add_argument("--config-name", default="cpu", help="'cpu' (python backend + onnxruntime) or 'default' (config.pbtxt)")
+    p.add_argument(
+        "--config-name", default="cpu", help="'cpu' (python backend + onnxruntime) or 'default' (config.pbtxt)"
+    )
     p.add_argument("--http-port", type=int, default=defaults.http_port)
     p.add_argument("--grpc-port", type=int, default=defaults.grpc_port)
     p.add_argument("--metrics-port", type=int, default=defaults.metrics_port)
@@ -28,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     provenance = read_provenance(args.repository)
     if provenance is None:
-        print(f"error: {args.repository} holds no prepared models; run `make standins` or `make models`", file=sys.stderr)
+        print(
+            f"error: {args.repository} holds no prepared models; run `make standins` or `make models`", file=sys.stderr
+        )
         return 1
     standins = [m.name for m in provenance if m.standin]
     if standins:

@@ -14,6 +14,7 @@ project's model repository. What the binary needs from its environment:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,7 +75,10 @@ class TritonServerConfig:
 
 def _venv_python_version(venv: Path) -> tuple[str, str]:
     """(X.Y, libdir) of the venv's interpreter."""
-    code = "import sys, sysconfig; print(f'{sys.version_info[0]}.{sys.version_info[1]}'); print(sysconfig.get_config_var('LIBDIR'))"
+    code = (
+        "import sys, sysconfig; print(f'{sys.version_info[0]}.{sys.version_info[1]}'); "
+        "print(sysconfig.get_config_var('LIBDIR'))"
+    )
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True)
     version, libdir = out.stdout.split()
     return version, libdir
@@ -214,7 +218,9 @@ class TritonServer:
                 raise TritonStartError(f"tritonserver could not load every model:\n{reasons}")
             time.sleep(0.2)
         self.stop()
-        raise TritonStartError(f"tritonserver was not ready after {self.config.ready_timeout_s:.0f} s:\n{self._log_tail()}")
+        raise TritonStartError(
+            f"tritonserver was not ready after {self.config.ready_timeout_s:.0f} s:\n{self._log_tail()}"
+        )
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the server (it unloads models and exits), SIGKILL the group if it hangs, clean /dev/shm."""
@@ -227,10 +233,8 @@ class TritonServer:
                 self.process.wait()
         if self.process is not None:
             # Stubs left behind by a killed server are in the same process group.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             _wait_until_gone(self.process.pid, timeout_s=10.0)
         self.remove_shm_regions()
         if self._log_handle is not None:
@@ -247,5 +251,7 @@ class TritonServer:
     def __enter__(self) -> TritonServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

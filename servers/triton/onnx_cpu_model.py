@@ -32,8 +32,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         feeds = [
-            {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names}
-            for r in requests
+            {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names} for r in requests
         ]
         try:
             if self.batching and len(requests) > 1:

@@ -31,7 +31,16 @@ def test_outside_the_mask_the_output_is_the_init_image(images: tuple[np.ndarray,
     rng = np.random.default_rng(seed)
     mask = np.zeros(init.shape[:2], np.uint8)
     for _ in range(3):
-        cv2.ellipse(mask, (int(rng.integers(0, 512)), int(rng.integers(0, 512))), (int(rng.integers(10, 120)), int(rng.integers(10, 120))), float(rng.integers(0, 180)), 0, 360, 1, -1)
+        cv2.ellipse(
+            mask,
+            (int(rng.integers(0, 512)), int(rng.integers(0, 512))),
+            (int(rng.integers(10, 120)), int(rng.integers(10, 120))),
+            float(rng.integers(0, 180)),
+            0,
+            360,
+            1,
+            -1,
+        )
     out = feather_blend(init, candidate, mask.astype(bool))
     np.testing.assert_array_equal(out[~mask.astype(bool)], init[~mask.astype(bool)])
 

@@ -11,6 +11,7 @@ from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
 from orchestrator.faces.selection import choose_character_face, choose_target_face
 from orchestrator.faces.stage import FaceStage, FaceStageResult
 from orchestrator.faces.triton_client import TritonModels
+from tests.conftest import settled_statistics
 
 pytestmark = pytest.mark.triton
 
@@ -35,11 +36,13 @@ def test_detection_decodes_boxes_and_keypoints(analyzer: FaceAnalyzer, group_pho
         assert face.bbox[2] > face.bbox[0] and face.bbox[3] > face.bbox[1]
 
 
-def test_landmarks_and_embeddings_are_batched_per_image(analyzer: FaceAnalyzer, group_photo: np.ndarray, triton_models: TritonModels) -> None:
+def test_landmarks_and_embeddings_are_batched_per_image(
+    analyzer: FaceAnalyzer, group_photo: np.ndarray, triton_models: TritonModels
+) -> None:
     faces = analyzer.detect(group_photo)[:5]
-    before = triton_models.inference_statistics("2d106det")
+    before = settled_statistics(triton_models, "2d106det")
     analyzer.add_landmarks(group_photo, faces)
-    after = triton_models.inference_statistics("2d106det")
+    after = settled_statistics(triton_models, "2d106det")
     assert after[0] - before[0] == len(faces) and after[1] - before[1] == 1, "one request carries every face"
     analyzer.add_embeddings(group_photo, faces)
     for face in faces:
@@ -61,7 +64,9 @@ def test_raw_swap_changes_only_the_pasted_crop(result: FaceStageResult, astronau
     ys, xs = np.nonzero(changed)
     # The pasted 128 crop covers the aligned face, a neighbourhood of the target box.
     span = max(box[2] - box[0], box[3] - box[1]) * 4
-    assert xs.min() > box[0] - span and xs.max() < box[2] + span and ys.min() > box[1] - span and ys.max() < box[3] + span
+    assert (
+        xs.min() > box[0] - span and xs.max() < box[2] + span and ys.min() > box[1] - span and ys.max() < box[3] + span
+    )
 
 
 def test_result_reports_faces_timings_and_stand_in(result: FaceStageResult) -> None:
@@ -72,12 +77,16 @@ def test_result_reports_faces_timings_and_stand_in(result: FaceStageResult) -> N
     assert result.mask.reason
 
 
-def test_same_inputs_give_the_same_output(analyzer: FaceAnalyzer, result: FaceStageResult, astronaut: np.ndarray, tom_hanks: np.ndarray) -> None:
+def test_same_inputs_give_the_same_output(
+    analyzer: FaceAnalyzer, result: FaceStageResult, astronaut: np.ndarray, tom_hanks: np.ndarray
+) -> None:
     again = FaceStage(analyzer, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)
     np.testing.assert_array_equal(again.blended, result.blended)
 
 
-def test_no_face_in_the_init_image_names_it(triton_models: TritonModels, astronaut: np.ndarray, tom_hanks: np.ndarray) -> None:
+def test_no_face_in_the_init_image_names_it(
+    triton_models: TritonModels, astronaut: np.ndarray, tom_hanks: np.ndarray
+) -> None:
     blind = FaceAnalyzer(triton_models, DetectionConfig(score_threshold=1.01))  # no score can pass
     with pytest.raises(NoFaceError, match=r"^init_image: no face was detected") as info:
         FaceStage(blind).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)

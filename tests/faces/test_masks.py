@@ -22,7 +22,9 @@ def hair(astronaut: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(astronaut, cv2.COLOR_RGB2LAB)[..., 0] < 70
 
 
-def test_refined_mask_keeps_the_face_and_drops_the_hair(astronaut: np.ndarray, landmarks: np.ndarray, hair: np.ndarray) -> None:
+def test_refined_mask_keeps_the_face_and_drops_the_hair(
+    astronaut: np.ndarray, landmarks: np.ndarray, hair: np.ndarray
+) -> None:
     given = sample_photos.astronaut_face_mask()
     result = refine_mask(astronaut, given, landmarks)
     assert result.refined, result.reason

@@ -48,7 +48,8 @@ def test_standin_inswapper_keeps_an_unused_trailing_emap(standin_weights: Path) 
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
 
 
 def test_folded_inswapper_takes_the_plain_embedding(standin_weights: Path, tmp_path: Path) -> None:
@@ -116,5 +117,5 @@ def test_prepare_names_a_missing_file_and_how_to_get_it(tmp_path: Path) -> None:
 def test_prepare_rejects_a_corrupt_file(standin_weights: Path, tmp_path: Path) -> None:
     weights = _weights_copy(standin_weights, tmp_path)
     (weights / "inswapper_128.onnx").write_bytes(b"\x00not an onnx file" * 10)
-    with pytest.raises(PreparationError, match="inswapper_128: .* not a readable ONNX file"):
+    with pytest.raises(PreparationError, match=r"inswapper_128: .* not a readable ONNX file"):
         prepare_repository(weights, copy_model_configs(tmp_path / "repo"))

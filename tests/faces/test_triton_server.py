@@ -12,6 +12,7 @@ import pytest
 from orchestrator.errors import ModelUnavailableError
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
 from servers.triton.launcher import TritonServer, TritonServerConfig, TritonStartError, live_group_members
+from tests.conftest import settled_statistics
 from tools.models.contracts import ALL_MODELS, DET_10G, ModelContract
 
 pytestmark = pytest.mark.triton
@@ -28,7 +29,9 @@ def _feeds(contract: ModelContract, rng: np.random.Generator, batch: int = 1) ->
 @pytest.mark.parametrize("contract", ALL_MODELS, ids=lambda c: c.triton_name)
 def test_every_model_answers_with_the_contract_shapes(triton_models: TritonModels, contract: ModelContract) -> None:
     batch = 3 if contract.batchable else 1
-    out = triton_models.infer(contract.triton_name, _feeds(contract, np.random.default_rng(0), batch), [s.name for s in contract.outputs])
+    out = triton_models.infer(
+        contract.triton_name, _feeds(contract, np.random.default_rng(0), batch), [s.name for s in contract.outputs]
+    )
     for spec in contract.outputs:
         got = out[spec.name]
         assert got.dtype == np.float32 and len(got.shape) == len(spec.shape)
@@ -40,18 +43,20 @@ def test_every_model_answers_with_the_contract_shapes(triton_models: TritonModel
 
 
 def test_detector_emits_two_anchors_per_cell_per_stride(triton_models: TritonModels) -> None:
-    out = triton_models.infer("det_10g", {"input.1": np.zeros((1, 3, 320, 256), np.float32)}, [s.name for s in DET_10G.outputs])
+    out = triton_models.infer(
+        "det_10g", {"input.1": np.zeros((1, 3, 320, 256), np.float32)}, [s.name for s in DET_10G.outputs]
+    )
     for stride, name in zip((8, 16, 32), ("448", "471", "494")):
         assert out[name].shape == ((320 // stride) * (256 // stride) * 2, 1)
 
 
 def test_concurrent_requests_are_batched_by_triton(triton_models: TritonModels) -> None:
-    before = triton_models.inference_statistics("w600k_r50")
+    before = settled_statistics(triton_models, "w600k_r50")
     rng = np.random.default_rng(2)
     crops = [rng.random((1, 3, 112, 112), dtype=np.float32) for _ in range(32)]
     with ThreadPoolExecutor(max_workers=32) as pool:
         results = list(pool.map(lambda x: triton_models.infer("w600k_r50", {"input.1": x}, ["683"])["683"], crops))
-    after = triton_models.inference_statistics("w600k_r50")
+    after = settled_statistics(triton_models, "w600k_r50")
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert inferences == 32
     assert executions < inferences, f"{executions} executions for {inferences} inferences: no batching happened"

@@ -81,7 +81,9 @@ def _check_tensors(kind: str, found: list[onnx.ValueInfoProto], expected: tuple[
             raise PreparationError(f"{where}: {kind[:-1]} {spec.name!r} is not float32")
         dims = _dims(value)
         if len(dims) != len(spec.shape):
-            raise PreparationError(f"{where}: {kind[:-1]} {spec.name!r} has rank {len(dims)}, expected {len(spec.shape)}")
+            raise PreparationError(
+                f"{where}: {kind[:-1]} {spec.name!r} has rank {len(dims)}, expected {len(spec.shape)}"
+            )
         for got, want in zip(dims, spec.shape):
             if got != -1 and want != -1 and got != want:
                 raise PreparationError(f"{where}: {kind[:-1]} {spec.name!r} has shape {dims}, expected {spec.shape}")
@@ -103,7 +105,10 @@ def fold_emap(model: onnx.ModelProto) -> onnx.ModelProto:
         raise PreparationError("inswapper_128: the graph has no initializers, so no emap to fold")
     emap = model.graph.initializer[-1]
     if tuple(emap.dims) != EMAP_SHAPE:
-        raise PreparationError(f"inswapper_128: last initializer {emap.name!r} has shape {list(emap.dims)}, expected emap {list(EMAP_SHAPE)}")
+        raise PreparationError(
+            f"inswapper_128: last initializer {emap.name!r} has shape {list(emap.dims)}, "
+            f"expected emap {list(EMAP_SHAPE)}"
+        )
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
     graph = folded.graph
@@ -171,7 +176,9 @@ def prepare_repository(weights: Path, repository: Path, allow_unverified: bool =
     """Prepare every model; write provenance.json; return what was done."""
     for contract in ALL_MODELS:
         if not (repository / contract.triton_name / "config.pbtxt").is_file():
-            raise PreparationError(f"{repository} is not this project's model repository: {contract.triton_name}/config.pbtxt is missing")
+            raise PreparationError(
+                f"{repository} is not this project's model repository: {contract.triton_name}/config.pbtxt is missing"
+            )
     prepared = [prepare_model(c, weights, repository, allow_unverified) for c in ALL_MODELS]
     (repository / PROVENANCE_FILE).write_text(json.dumps([asdict(p) for p in prepared], indent=2) + "\n")
     return prepared
@@ -187,7 +194,9 @@ def read_provenance(repository: Path) -> list[PreparedModel] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, required=True, help="folder holding buffalo_l/ and inswapper_128.onnx")
-    parser.add_argument("--repository", type=Path, default=Path("triton_models"), help="Triton model repository to fill")
+    parser.add_argument(
+        "--repository", type=Path, default=Path("triton_models"), help="Triton model repository to fill"
+    )
     parser.add_argument("--allow-unverified", action="store_true", help="accept real files whose checksum differs")
     args = parser.parse_args(argv)
     try:
@@ -196,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for p in prepared:
-        kind = "STAND-IN (random weights)" if p.standin else ("real, checksum ok" if p.checksum_verified else "real, UNVERIFIED")
+        kind = (
+            "STAND-IN (random weights)"
+            if p.standin
+            else ("real, checksum ok" if p.checksum_verified else "real, UNVERIFIED")
+        )
         extra = ", emap folded" if p.emap_folded else ""
         print(f"{p.name:14s} {kind}{extra} -> {args.repository / p.name / '1' / 'model.onnx'}")
     return 0
@@ -204,4 +217,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

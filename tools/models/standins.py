@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -66,20 +67,16 @@ class _Graph:
     def random(self, shape: tuple[int, ...], scale: float) -> str:
         return self.const((self.rng.standard_normal(shape) * scale).astype(np.float32))
 
-    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
         out = output or self._name(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], name=self._name(op), **attrs))
         return out
 
-    def conv(
-        self, x: str, c_in: int, c_out: int, kernel: int, stride: int, bias: float = 0.0, pad: int = 0
-    ) -> str:
+    def conv(self, x: str, c_in: int, c_out: int, kernel: int, stride: int, bias: float = 0.0, pad: int = 0) -> str:
         fan_in = c_in * kernel * kernel
         w = self.random((c_out, c_in, kernel, kernel), 1.0 / np.sqrt(fan_in))
         b = self.const(np.full((c_out,), bias, dtype=np.float32), "b")
-        return self.node(
-            "Conv", [x, w, b], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4
-        )
+        return self.node("Conv", [x, w, b], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4)
 
 
 def _model(

@@ -1,0 +1,110 @@
+"""Benchmark the face stage on a real tritonserver: latency of one full swap, and Triton's batching.
+
+    python -m bench.face_stage --out bench/results/face_stage.json [--runs 40] [--callers 16]
+
+Runs on whatever triton_models/ holds (stand-ins unless `make models` ran) and records which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator import sample_photos
+from orchestrator.faces.analysis import FaceAnalyzer
+from orchestrator.faces.stage import FaceStage
+from orchestrator.faces.triton_client import TritonConfig, TritonModels
+from servers.triton.launcher import TritonServer, TritonServerConfig
+from tools.models.prepare import read_provenance
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "triton_models"
+BATCHED_MODELS = ("2d106det", "w600k_r50")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def measure(url: str, runs: int, callers: int) -> dict[str, object]:
+    init, mask, character = sample_photos.astronaut(), sample_photos.astronaut_face_mask(), sample_photos.tom_hanks()
+    models = TritonModels(TritonConfig(url=url))
+    stage = FaceStage(FaceAnalyzer(models))
+    stage.run(init, mask, character)  # warm-up: first requests pay session start-up
+    latencies = []
+    stage_timings: dict[str, list[float]] = {}
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = stage.run(init, mask, character)
+        latencies.append(time.perf_counter() - started)
+        for key, value in result.timings_s.items():
+            stage_timings.setdefault(key, []).append(value)
+
+    before = {m: models.inference_statistics(m) for m in BATCHED_MODELS}
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        list(pool.map(lambda _: stage.run(init, mask, character), range(callers * 4)))
+    concurrent_wall = time.perf_counter() - started
+    # Many callers embedding at once: the pattern of scoring a stage's candidates.
+    crops = np.random.default_rng(0).random((callers * 8, 1, 3, 112, 112), dtype=np.float32)
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        list(pool.map(lambda x: models.infer("w600k_r50", {"input.1": x}, ["683"]), crops))
+    batching = {}
+    for model in BATCHED_MODELS:
+        inferences, executions = (a - b for a, b in zip(models.inference_statistics(model), before[model]))
+        batching[model] = {
+            "inferences": inferences,
+            "executions": executions,
+            "inferences_per_execution": round(inferences / max(executions, 1), 2),
+        }
+    models.close()
+    return {
+        "single_swap_latency_ms": {
+            "runs": runs,
+            "p50": round(percentile(latencies, 50) * 1000, 1),
+            "p95": round(percentile(latencies, 95) * 1000, 1),
+            "mean": round(statistics.fmean(latencies) * 1000, 1),
+        },
+        "stage_p50_ms": {k: round(percentile(v, 50) * 1000, 2) for k, v in stage_timings.items()},
+        "concurrent": {
+            "callers": callers,
+            "swaps": callers * 4,
+            "wall_s": round(concurrent_wall, 3),
+            "swaps_per_s": round(callers * 4 / concurrent_wall, 2),
+        },
+        "triton_batching": batching,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/face_stage.json"))
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--callers", type=int, default=16)
+    args = parser.parse_args(argv)
+    provenance = read_provenance(REPOSITORY) or []
+    config = TritonServerConfig.on_free_ports(
+        repository=REPOSITORY, log_file=args.out.parent / "face_stage_tritonserver.log"
+    )
+    with TritonServer(config):
+        results = measure(config.grpc_url, args.runs, args.callers)
+    results["models"] = {m.name: ("stand-in" if m.standin else "real") for m in provenance}
+    results["machine"] = {
+        "cpus": __import__("os").cpu_count(),
+        "python": platform.python_version(),
+        "triton_config": "cpu (python backend + onnxruntime)",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
