@@ -1,0 +1,84 @@
+"""Crop geometry of the refinement path and the local metrics, on a real photo."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from orchestrator import sample_photos
+from orchestrator.imaging.blend import feather_blend
+from orchestrator.refine.crop import crop_box, extract, put_back
+from orchestrator.scoring.local_metrics import boundary_consistency, cosine, identity_score
+
+
+def test_crop_box_is_a_square_around_the_mask_with_margin() -> None:
+    mask = sample_photos.astronaut_face_mask()
+    box = crop_box(mask, margin=0.25)
+    ys, xs = np.nonzero(mask)
+    assert box.width == box.height
+    assert box.x0 <= xs.min() and box.x1 > xs.max() and box.y0 <= ys.min() and box.y1 > ys.max()
+    assert box.width >= 1.5 * (np.ptp(ys) + 1) - 1
+
+
+def test_crop_box_stays_inside_the_image_near_a_corner() -> None:
+    mask = np.zeros((300, 400), bool)
+    mask[0:40, 370:400] = True
+    box = crop_box(mask)
+    assert 0 <= box.x0 < box.x1 <= 400 and 0 <= box.y0 < box.y1 <= 300
+    assert mask[box.slices()].sum() == mask.sum()
+
+
+def test_crop_box_of_a_large_mask_is_limited_by_the_image() -> None:
+    mask = np.ones((200, 300), bool)
+    box = crop_box(mask)
+    assert box.width == box.height == 200
+
+
+def test_extract_then_put_back_round_trips(astronaut: np.ndarray) -> None:
+    box = crop_box(sample_photos.astronaut_face_mask())
+    for size in (128, 512):
+        crop = extract(astronaut, box, size)
+        assert crop.shape == (size, size, 3)
+        restored = put_back(astronaut, crop, box)
+        outside = np.ones(astronaut.shape[:2], bool)
+        outside[box.slices()] = False
+        np.testing.assert_array_equal(restored[outside], astronaut[outside])
+        error = np.abs(restored[box.slices()].astype(int) - astronaut[box.slices()].astype(int)).mean()
+        assert error < (4 if size >= box.width else 10)
+
+
+def test_an_edited_crop_changes_nothing_outside_the_mask_after_blending(astronaut: np.ndarray) -> None:
+    mask = sample_photos.astronaut_face_mask()
+    box = crop_box(mask)
+    edited = 255 - extract(astronaut, box, 256)
+    out = feather_blend(astronaut, put_back(astronaut, edited, box), mask)
+    np.testing.assert_array_equal(out[~mask], astronaut[~mask])
+    assert (out[mask] != astronaut[mask]).any()
+
+
+def test_identity_score_maps_cosine_to_ten() -> None:
+    a = np.array([1.0, 2.0, 3.0])
+    assert identity_score(a, 5 * a) == pytest.approx(10.0)
+    assert identity_score(a, -a) == 0.0
+    assert cosine(np.zeros(3), a) == 0.0
+
+
+def test_a_seam_scores_worse_than_a_feathered_blend(astronaut: np.ndarray) -> None:
+    mask = sample_photos.astronaut_face_mask()
+    # A candidate whose face is a colour-shifted copy of the original: pasted hard, it leaves a seam.
+    shifted = np.clip(astronaut.astype(int) + np.array([40, -20, -20]), 0, 255).astype(np.uint8)
+    hard = astronaut.copy()
+    hard[mask] = shifted[mask]
+    feathered = feather_blend(astronaut, shifted, mask)
+    untouched = boundary_consistency(astronaut, astronaut, mask)
+    assert untouched == pytest.approx(10.0)
+    assert boundary_consistency(hard, astronaut, mask) < boundary_consistency(feathered, astronaut, mask) < untouched
+
+
+def test_a_mask_without_edges_scores_full() -> None:
+    image = np.zeros((50, 50, 3), np.uint8)
+    assert boundary_consistency(image, image, np.ones((50, 50), bool)) == 10.0
+    blob = np.zeros((50, 50), np.uint8)
+    cv2.circle(blob, (25, 25), 10, 1, -1)
+    assert boundary_consistency(image, image, blob.astype(bool)) == pytest.approx(10.0)
