@@ -56,21 +56,18 @@ class ModelServer:
         self.work = WorkQueue(config.max_concurrent, config.max_queue, self.metrics)
         self.ready = False
         self.draining = False
-        self.health = HealthServicer()
-        self.server = grpc.aio.server(
-            interceptors=[ServiceInterceptor(self.metrics, self.log)],
-            options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
-                ("grpc.max_send_message_length", config.max_message_bytes),
-            ],
-        )
+        # Created in serve(): grpc.aio objects belong to the event loop that runs them.
+        self.health: HealthServicer | None = None
+        self.server: grpc.aio.Server | None = None
         self.service_names: list[str] = []
-        self._stop = asyncio.Event()
+        self._registrations: list[Callable[[grpc.aio.Server], None]] = []
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = False
         self.port = 0
 
     def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
-        """`register` is the generated `add_<Service>Servicer_to_server` bound to a servicer."""
-        register(self.server)
+        """`register` is the generated `add_<Service>Servicer_to_server` bound to a servicer; call before serve()."""
+        self._registrations.append(register)
         self.service_names.append(full_name)
 
     def require_ready(self) -> None:
@@ -81,29 +78,43 @@ class ModelServer:
             raise Unavailable("the model is still loading")
 
     async def _set_health(self, status: Any) -> None:
+        assert self.health is not None
         for service in ["", *self.service_names]:
             await self.health.set(service, status)
 
     def request_stop(self) -> None:
-        """Begin the graceful drain (what SIGTERM does)."""
-        self._stop.set()
+        """Begin the graceful drain (what SIGTERM does). Call from the event loop's thread."""
+        self._stop_requested = True
+        if self._stop is not None:
+            self._stop.set()
 
     async def serve(self, load: Callable[[], object], bound: Callable[[int], None] | None = None) -> None:
         """Serve until SIGTERM/SIGINT or `request_stop()`. `load` blocks (runs in a thread); `bound` gets the port."""
         config = self.config
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*self.service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        self.health = HealthServicer()
+        self.server = server = grpc.aio.server(
+            interceptors=[ServiceInterceptor(self.metrics, self.log)],
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+            ],
         )
+        for register in self._registrations:
+            register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection([*self.service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.metrics.serve(config.host, config.metrics_port)
-        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        self.port = server.add_insecure_port(f"{config.host}:{config.port}")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Not possible outside the main thread (in-process tests call request_stop instead).
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        await self.server.start()
+        await server.start()
         if bound is not None:
             bound(self.port)
         self.log.info(
@@ -117,6 +128,7 @@ class ModelServer:
     async def _load_then_wait(self, load: Callable[[], object]) -> None:
         started = time.monotonic()
         loading = asyncio.ensure_future(asyncio.to_thread(load))
+        assert self._stop is not None
         stop = asyncio.ensure_future(self._stop.wait())
         done, _ = await asyncio.wait({loading, stop}, return_when=asyncio.FIRST_COMPLETED)
         if loading in done:
@@ -132,6 +144,7 @@ class ModelServer:
     async def _drain(self) -> None:
         self.draining = True
         started = time.monotonic()
+        assert self.health is not None and self.server is not None
         await self.health.enter_graceful_shutdown()
         self.log.info(
             "draining",

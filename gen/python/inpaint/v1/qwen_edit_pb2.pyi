@@ -70,7 +70,7 @@ class EditedImage(_message.Message):
     def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., seed: _Optional[int] = ..., batch_seconds: _Optional[float] = ..., batch_size: _Optional[int] = ..., noise_cosine_to_parent: _Optional[float] = ...) -> None: ...
 
 class EditResponse(_message.Message):
-    __slots__ = ("images", "stand_in", "model", "pipeline", "prompt_encoding_seconds", "total_seconds", "denoising_steps")
+    __slots__ = ("images", "stand_in", "model", "pipeline", "prompt_encoding_seconds", "total_seconds", "denoising_steps", "seconds_per_step")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     STAND_IN_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class EditResponse(_message.Message):
     PROMPT_ENCODING_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DENOISING_STEPS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_PER_STEP_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[EditedImage]
     stand_in: bool
     model: str
@@ -85,4 +86,5 @@ class EditResponse(_message.Message):
     prompt_encoding_seconds: float
     total_seconds: float
     denoising_steps: int
-    def __init__(self, images: _Optional[_Iterable[_Union[EditedImage, _Mapping]]] = ..., stand_in: _Optional[bool] = ..., model: _Optional[str] = ..., pipeline: _Optional[str] = ..., prompt_encoding_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., denoising_steps: _Optional[int] = ...) -> None: ...
+    seconds_per_step: float
+    def __init__(self, images: _Optional[_Iterable[_Union[EditedImage, _Mapping]]] = ..., stand_in: _Optional[bool] = ..., model: _Optional[str] = ..., pipeline: _Optional[str] = ..., prompt_encoding_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., denoising_steps: _Optional[int] = ..., seconds_per_step: _Optional[float] = ...) -> None: ...
