@@ -53,7 +53,7 @@ async def serve(config: MoondreamServerConfig) -> None:
     servicer = MoondreamServicer(server, config, lambda: build_model(config))
     server.add_service(
         SERVICE_NAME,
-        lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s),  # type: ignore[no-untyped-call]
+        lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s),
     )
     await server.serve(servicer.load)
 
