@@ -90,14 +90,20 @@ class FakeGeminiState:
     max_in_flight: int = 0
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of concurrent clients (21 candidates scored at
+    # once) would see connections reset, which is a property of the fake, not of the client under test.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class FakeGemini:
     """The fake server on 127.0.0.1 (an ephemeral port unless given), served from a daemon thread."""
 
     def __init__(self, port: int = 0) -> None:
         self.state = FakeGeminiState()
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property
