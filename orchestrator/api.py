@@ -1,0 +1,121 @@
+"""Conversions between the public contract (inpaint.v1) and the pipeline's types. Pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+
+import numpy as np
+from inpaint.v1 import image_pb2, inpaint_pb2
+from PIL import Image
+
+from orchestrator.config import RequestSettings
+from orchestrator.errors import InvalidInputError
+from orchestrator.pipeline import InpaintOutcome
+from orchestrator.search import EventKind, ProgressEvent, Stage
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+_STAGES = {Stage.GLOBAL: inpaint_pb2.STAGE_GLOBAL, Stage.LOCAL: inpaint_pb2.STAGE_LOCAL}
+_KINDS = {
+    EventKind.STAGE_STARTED: inpaint_pb2.PROGRESS_KIND_STAGE_STARTED,
+    EventKind.CANDIDATE_GENERATED: inpaint_pb2.PROGRESS_KIND_CANDIDATE_GENERATED,
+    EventKind.CANDIDATE_SCORED: inpaint_pb2.PROGRESS_KIND_CANDIDATE_SCORED,
+    EventKind.STAGE_SKIPPED: inpaint_pb2.PROGRESS_KIND_STAGE_SKIPPED,
+    EventKind.STAGE_FAILED: inpaint_pb2.PROGRESS_KIND_STAGE_FAILED,
+    EventKind.DONE: inpaint_pb2.PROGRESS_KIND_DONE,
+}
+
+
+def check_request_id(request_id: str) -> None:
+    if request_id and not REQUEST_ID.fullmatch(request_id):
+        raise InvalidInputError("request_id", "must be 1-128 letters, digits, '.', '-' or '_'")
+
+
+def fingerprint(request: inpaint_pb2.InpaintRequest) -> str:
+    """What a request asks for, without its id: a replayed id must carry the same request."""
+    copy = inpaint_pb2.InpaintRequest()
+    copy.CopyFrom(request)
+    copy.request_id = ""
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:
+    def opt(name: str) -> object:
+        return getattr(settings, name) if settings.HasField(name) else None
+
+    return RequestSettings(
+        k_global=opt("k_global"),  # type: ignore[arg-type]
+        m_global=opt("m_global"),  # type: ignore[arg-type]
+        k_local=opt("k_local"),  # type: ignore[arg-type]
+        weight_consistency=opt("weight_consistency"),  # type: ignore[arg-type]
+        weight_realism=opt("weight_realism"),  # type: ignore[arg-type]
+        weight_identity=opt("weight_identity"),  # type: ignore[arg-type]
+        num_inference_steps=opt("num_inference_steps"),  # type: ignore[arg-type]
+        true_cfg_scale=opt("true_cfg_scale"),  # type: ignore[arg-type]
+        feather_px=opt("feather_px"),  # type: ignore[arg-type]
+        erosion_px=opt("erosion_px"),  # type: ignore[arg-type]
+        seed=settings.seed if settings.HasField("seed") else 0,
+    )
+
+
+def png(image: np.ndarray) -> image_pb2.Image:
+    buffer = io.BytesIO()
+    array = image.astype(np.uint8) * 255 if image.dtype == bool else image
+    Image.fromarray(array).save(buffer, format="PNG")
+    return image_pb2.Image(data=buffer.getvalue(), mime_type="image/png")
+
+
+def response(outcome: InpaintOutcome) -> inpaint_pb2.InpaintResponse:
+    ledger = outcome.ledger
+    candidates = []
+    for record in ledger.candidates:
+        candidate = inpaint_pb2.Candidate(
+            candidate_id=record.candidate_id,
+            stage=_STAGES.get(record.stage, inpaint_pb2.STAGE_UNSPECIFIED),
+            parent_id=record.parent_id or "",
+            seed=record.seed,
+            mode=str(record.settings.mode),
+            status=str(record.status),
+            degraded=record.any_fallback,
+            scores=[
+                inpaint_pb2.Score(
+                    signal=s.signal, value=s.value, source=s.source, fallback=s.fallback, reason=s.reason or ""
+                )
+                for s in record.scores
+            ],
+        )
+        if record.potential is not None:
+            candidate.potential = record.potential
+        candidates.append(candidate)
+    return inpaint_pb2.InpaintResponse(
+        request_id=outcome.request_id,
+        image=png(outcome.image),
+        refined_mask=png(outcome.mask.mask),
+        mask_refinement=inpaint_pb2.MaskRefinement(refined=outcome.mask.refined, reason=outcome.mask.reason),
+        best_candidate_id=ledger.best_id or "",
+        candidates=candidates,
+        ledger_json=json.dumps(ledger.to_dict()),
+        timings_seconds=outcome.timings_s,
+        stand_in_models=outcome.stand_in_models,
+        degraded=outcome.degraded,
+        notes=outcome.notes,
+    )
+
+
+def progress(event: ProgressEvent) -> inpaint_pb2.ProgressEvent:
+    message = inpaint_pb2.ProgressEvent(
+        kind=_KINDS[event.kind],
+        stage=str(event.stage) if event.stage else "",
+        candidate_id=event.candidate_id or "",
+        planned=event.planned,
+        generated=event.generated,
+        scored=event.scored,
+        elapsed_seconds=event.elapsed_s,
+        detail=event.detail or "",
+    )
+    if event.potential is not None:
+        message.potential = event.potential
+    return message

@@ -1,0 +1,203 @@
+"""One inpainting task from images to result: face stage, EACPS search, blend, ledger.
+
+    outcome = await pipeline.run(task, RequestSettings(seed=0), request_id="r1", deadline_s=600)
+
+The pipeline owns the long-lived model clients (Triton, the Qwen-Edit and Moondream channels, the
+Gemini SDK client) and builds the per-task generate and score functions the search is given. It
+raises the domain errors of `orchestrator.errors`; a down Qwen-Edit server, Moondream server or
+Gemini does not fail the task but degrades it, and the outcome says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from orchestrator.config import OrchestratorConfig, RequestSettings
+from orchestrator.errors import InpaintError
+from orchestrator.faces.analysis import FaceAnalyzer
+from orchestrator.faces.stage import FaceStage
+from orchestrator.faces.triton_client import TritonModels
+from orchestrator.imaging.decode import decode_image, decode_mask
+from orchestrator.imaging.masks import MaskRefinement
+from orchestrator.refine.crop import crop_box
+from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry
+from orchestrator.scoring.gemini import GeminiRealismScorer
+from orchestrator.scoring.moondream_client import MoondreamJudge
+from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_scorer, local_scorer, moondream_scorer
+from orchestrator.search import GenerationMode, Ledger, ProgressCallback, Scorer, SearchRequest, run_search
+from tools.models.prepare import read_provenance
+
+log = logging.getLogger("orchestrator.pipeline")
+
+
+class DeadlineExceededError(InpaintError):
+    """The request's deadline passed before there was any result to return."""
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    init: np.ndarray
+    mask: np.ndarray
+    character: np.ndarray
+
+
+def decode_task(init: bytes, mask: bytes, character: bytes, max_pixels: int) -> TaskInput:
+    """Decode the three images; InvalidInputError names the field that is wrong."""
+    init_rgb = decode_image(init, "init_image", max_pixels)
+    return TaskInput(
+        init=init_rgb,
+        mask=decode_mask(mask, "mask", init_rgb.shape[:2], max_pixels),
+        character=decode_image(character, "character_image", max_pixels),
+    )
+
+
+@dataclass
+class InpaintOutcome:
+    request_id: str
+    image: np.ndarray
+    mask: MaskRefinement
+    ledger: Ledger
+    images: Mapping[str, np.ndarray] = field(repr=False)
+    timings_s: dict[str, float]
+    stand_in_models: list[str]
+    degraded: bool
+    notes: list[str]
+
+
+def _triton_standins(config: OrchestratorConfig) -> list[str]:
+    if config.triton_repository is None:
+        return []
+    provenance = read_provenance(config.triton_repository) or []
+    return [f"triton:{m.name}" for m in provenance if m.standin]
+
+
+class InpaintPipeline:
+    """Runs tasks; one per process, shared by concurrent requests."""
+
+    def __init__(self, config: OrchestratorConfig, *, gemini_api_key: str | None = None) -> None:
+        self.config = config
+        self.triton = TritonModels(config.triton_config())
+        self.analyzer = FaceAnalyzer(self.triton, config.face_stage_config().detection)
+        self.judge = (
+            MoondreamJudge(config.moondream_target, timeout_s=config.moondream_timeout_s)
+            if config.moondream_target
+            else None
+        )
+        self.gemini = GeminiRealismScorer(config.gemini_config(), api_key=gemini_api_key)
+        self.triton_standins = _triton_standins(config)
+        self._qwen_channel: grpc.aio.Channel | None = None
+
+    def _channel(self) -> grpc.aio.Channel:
+        if self._qwen_channel is None:
+            self._qwen_channel = QwenEditGenerator.open_channel(self.config.qwen_edit_target)
+        return self._qwen_channel
+
+    async def aclose(self) -> None:
+        if self._qwen_channel is not None:
+            await self._qwen_channel.close()
+        await self.gemini.aclose()
+        if self.judge is not None:
+            self.judge.close()
+        self.triton.close()
+
+    def check_ready(self) -> None:
+        """Raise ModelUnavailableError when Triton's face models are not ready (the one hard dependency)."""
+        self.triton.check_ready()
+
+    async def run(
+        self,
+        task: TaskInput,
+        settings: RequestSettings | None = None,
+        *,
+        request_id: str,
+        deadline_s: float | None = None,
+        on_event: ProgressCallback | None = None,
+    ) -> InpaintOutcome:
+        started = time.monotonic()
+        settings = settings or RequestSettings()
+        config = settings.apply(self.config)
+        deadline = started + (deadline_s if deadline_s is not None else config.default_deadline_s)
+        search_config = config.search_config()
+
+        stage = FaceStage(self.analyzer, config.face_stage_config(), standin=bool(self.triton_standins))
+        face = await asyncio.to_thread(stage.run, task.init, task.mask, task.character)
+        face_done = time.monotonic()
+        if face_done >= deadline:
+            raise DeadlineExceededError(f"the deadline passed during the face stage ({face_done - started:.1f} s)")
+
+        box = crop_box(face.mask.mask, config.crop_margin)
+        generator = QwenEditGenerator(
+            self._channel(),
+            config.qwen_settings(),
+            TaskGeometry(task.init, face.blended, face.mask.mask, box, config.face_stage_config().blend),
+        )
+        scoring = ScoringTask(
+            init=task.init,
+            mask=face.mask.mask,
+            box=box,
+            character=task.character,
+            character_face=face.character,
+            character_crop=face_crop(task.character, face.character),
+        )
+        scorers: list[Scorer[np.ndarray]] = [local_scorer(self.analyzer, scoring)]
+        if self.judge is not None:
+            scorers.append(moondream_scorer(self.judge, scoring))
+        scorers.append(gemini_scorer(self.gemini, request_id))
+
+        result = await run_search(
+            SearchRequest(
+                request_seed=settings.seed,
+                raw_swap=face.blended,
+                raw_swap_elapsed_s=face_done - started,
+                raw_swap_info={"swapper": "inswapper_128", "stand_in": bool(self.triton_standins)},
+                config=search_config,
+                deadline=deadline,
+                request_id=request_id,
+            ),
+            generate=generator,
+            scorers=scorers,
+            on_event=on_event,
+        )
+        finished = time.monotonic()
+        ledger = result.ledger
+        stand_ins = list(self.triton_standins)
+        if generator.standin:
+            stand_ins.append("qwen_edit")
+        if any(s.source.endswith("stand-in") for c in ledger.candidates for s in c.scores):
+            stand_ins.append("moondream")
+        notes = [f"{s.stage} stage skipped: {s.reason}" for s in ledger.skipped]
+        notes += [f"{f.stage} stage failed: {f.reason}" for f in ledger.failures]
+        fallbacks = sorted(
+            {f"{s.signal} ({s.scorer}): {s.reason}" for c in ledger.candidates for s in c.scores if s.fallback}
+        )
+        notes += [f"fallback {text}" for text in fallbacks]
+        if not face.mask.refined:
+            notes.append(f"mask not refined: {face.mask.reason}")
+        generation = sum(
+            c.timings.generation_s for c in ledger.candidates if c.settings.mode != GenerationMode.RAW_SWAP
+        )
+        timings = {
+            "face": face_done - started,
+            "search": finished - face_done,
+            "generation": generation,
+            "total": finished - started,
+            **{f"face.{k}": v for k, v in face.timings_s.items()},
+        }
+        return InpaintOutcome(
+            request_id=request_id,
+            image=result.best_image,
+            mask=face.mask,
+            ledger=ledger,
+            images=result.images,
+            timings_s=timings,
+            stand_in_models=stand_ins,
+            degraded=ledger.degraded or not face.mask.refined,
+            notes=notes,
+        )

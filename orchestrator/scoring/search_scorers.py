@@ -1,0 +1,113 @@
+"""The search's scorers for one task: local metrics, Moondream and Gemini, as `Scorer`s over arrays.
+
+Each scorer closes over the task (init image, refined mask, character face) and scores a candidate
+(a full RGB image) as soon as it arrives. The blocking clients run in worker threads; Gemini's SDK is
+async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from orchestrator.faces.analysis import Face, FaceAnalyzer
+from orchestrator.faces.selection import mask_overlap
+from orchestrator.refine.crop import CropBox
+from orchestrator.scoring.gemini import GeminiRealismScorer
+from orchestrator.scoring.local_metrics import boundary_consistency, identity_score
+from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, MoondreamJudge, combine, identity_queries
+from orchestrator.search import CandidateImage, Scorer, SignalScore
+from orchestrator.search.signals import CONSISTENCY, CONSISTENCY_LOCAL, IDENTITY, IDENTITY_LOCAL
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    init: np.ndarray
+    mask: np.ndarray  # the refined mask
+    box: CropBox  # the crop around the mask, the "result face" the judges look at
+    character: np.ndarray
+    character_face: Face  # with its embedding
+    character_crop: np.ndarray
+
+
+def face_crop(image: np.ndarray, face: Face, margin: float = 0.3) -> np.ndarray:
+    """The face's box grown by `margin` on each side, clipped to the image."""
+    x1, y1, x2, y2 = face.bbox
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    height, width = image.shape[:2]
+    left, top = max(int(x1 - dx), 0), max(int(y1 - dy), 0)
+    right, bottom = min(int(x2 + dx) + 1, width), min(int(y2 + dy) + 1, height)
+    if right - left < 2 or bottom - top < 2:
+        return image
+    return np.ascontiguousarray(image[top:bottom, left:right])
+
+
+def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray]:
+    """ArcFace identity against the character, and boundary consistency against the init image."""
+    assert task.character_face.embedding is not None
+    reference = task.character_face.embedding
+
+    def measure(image: np.ndarray) -> list[SignalScore]:
+        scores = [
+            SignalScore(CONSISTENCY_LOCAL, boundary_consistency(image, task.init, task.mask), "local:boundary"),
+        ]
+        faces = [f for f in analyzer.detect(image) if mask_overlap(f, task.mask) > 0]
+        if not faces:
+            scores.append(SignalScore(IDENTITY_LOCAL, 0.0, "local:arcface", reason="no face detected inside the mask"))
+            return scores
+        face = max(faces, key=lambda f: (mask_overlap(f, task.mask), f.score))
+        analyzer.add_embeddings(image, [face])
+        assert face.embedding is not None
+        scores.append(SignalScore(IDENTITY_LOCAL, identity_score(face.embedding, reference), "local:arcface"))
+        return scores
+
+    async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
+        return await asyncio.to_thread(measure, candidate.image)
+
+    return Scorer(name="local", signals=(CONSISTENCY_LOCAL, IDENTITY_LOCAL), score=score)
+
+
+def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndarray]:
+    """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call."""
+
+    def judge_candidate(image: np.ndarray) -> list[SignalScore]:
+        result_face = np.ascontiguousarray(image[task.box.slices()])
+        queries = [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
+        parts, standin = judge.score(queries)
+        source = "moondream:stand-in" if standin else "moondream"
+        out = []
+        for signal, judgement in (
+            (IDENTITY, combine(parts[:2], standin=standin)),
+            (CONSISTENCY, combine(parts[2:], standin=standin)),
+        ):
+            out.append(
+                SignalScore(
+                    signal,
+                    judgement.score,
+                    source,
+                    fallback=judgement.fallback,
+                    reason="; ".join(judgement.reasons) or None,
+                    details={f"part{i}": p.score for i, p in enumerate(judgement.parts)},
+                )
+            )
+        return out
+
+    async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
+        return await asyncio.to_thread(judge_candidate, candidate.image)
+
+    return Scorer(name="moondream", signals=(IDENTITY, CONSISTENCY), score=score)
+
+
+def encode_jpeg(image: np.ndarray) -> tuple[bytes, str]:
+    """What Gemini sees: a high-quality JPEG (a fraction of a PNG's upload size)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue(), "image/jpeg"
+
+
+def gemini_scorer(gemini: GeminiRealismScorer, request_id: str) -> Scorer[np.ndarray]:
+    return gemini.as_search_scorer(encode_jpeg, request_id=request_id)

@@ -1,0 +1,246 @@
+"""The public gRPC service: `python -m orchestrator.service [--port 50050] [--triton-url ...] ...`.
+
+A thin shell around `InpaintPipeline` on the shared server scaffolding (health SERVING once Triton's
+face models answer, reflection, metrics, bounded concurrency, graceful SIGTERM drain). Settings:
+see `orchestrator/config.py` (flags, INPAINT_* environment, or a TOML/JSON file). The Gemini key
+comes from GEMINI_API_KEY or `--gemini-key-file`, never from a flag here (flags show in `ps`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+from inpaint.v1 import inpaint_pb2, inpaint_pb2_grpc
+
+from orchestrator import api
+from orchestrator.config import ENV_PREFIX, OrchestratorConfig
+from orchestrator.errors import InvalidInputError, ModelUnavailableError, NoFaceError
+from orchestrator.pipeline import DeadlineExceededError, InpaintPipeline, decode_task
+from orchestrator.search import ProgressEvent, SearchConfigError
+from orchestrator.tasks import TaskStore
+from servers.common import errors as service_errors
+from servers.common.config import load_config
+from servers.common.interceptor import status_for
+from servers.common.logs import configure_logging, fields
+from servers.common.server import ModelServer, run_server
+
+SERVICE_NAME = "inpaint.v1.InpaintService"
+
+
+def to_service_error(error: Exception) -> service_errors.ServiceError:
+    """Domain errors to the scaffolding's typed errors (which the interceptor maps to status codes)."""
+    if isinstance(error, service_errors.ServiceError):
+        return error
+    if isinstance(error, InvalidInputError):
+        return service_errors.InvalidArgument(error.field, error.problem)
+    if isinstance(error, SearchConfigError):
+        return service_errors.InvalidArgument(f"settings.{error.field}", error.problem)
+    if isinstance(error, NoFaceError):
+        return service_errors.FailedPrecondition(str(error))
+    if isinstance(error, ModelUnavailableError):
+        return service_errors.Unavailable(str(error))
+    if isinstance(error, DeadlineExceededError):
+        return service_errors.DeadlineExceeded(str(error))
+    return service_errors.Internal(f"{type(error).__name__}: {error}")
+
+
+class Admission:
+    """At most `max_concurrent` tasks run, `max_queue` wait; beyond that RESOURCE_EXHAUSTED."""
+
+    def __init__(self, max_concurrent: int, max_queue: int) -> None:
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.admitted = 0
+
+    async def run(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        if self.admitted >= self.max_concurrent + self.max_queue:
+            raise service_errors.ResourceExhausted(
+                f"the orchestrator is busy: {self.admitted} tasks admitted (max {self.max_concurrent} running "
+                f"+ {self.max_queue} waiting)"
+            )
+        self.admitted += 1
+        try:
+            async with self._slots:
+                return await work()
+        finally:
+            self.admitted -= 1
+
+
+class ResultCache:
+    """Idempotency by request_id: finished responses (LRU) and in-flight runs, with their fingerprints."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._done: collections.OrderedDict[str, tuple[str, inpaint_pb2.InpaintResponse]] = collections.OrderedDict()
+        self._running: dict[str, tuple[str, asyncio.Future[inpaint_pb2.InpaintResponse]]] = {}
+
+    def _check(self, stored: str, fingerprint: str) -> None:
+        if stored != fingerprint:
+            raise InvalidInputError("request_id", "was already used for a different request")
+
+    async def run(
+        self, request_id: str, fingerprint: str, work: Callable[[], Awaitable[inpaint_pb2.InpaintResponse]]
+    ) -> inpaint_pb2.InpaintResponse:
+        if request_id in self._done:
+            stored, response = self._done[request_id]
+            self._check(stored, fingerprint)
+            self._done.move_to_end(request_id)
+            replay = inpaint_pb2.InpaintResponse()
+            replay.CopyFrom(response)
+            replay.replayed = True
+            return replay
+        if request_id in self._running:
+            stored, running = self._running[request_id]
+            self._check(stored, fingerprint)
+            result = await asyncio.shield(running)
+            replay = inpaint_pb2.InpaintResponse()
+            replay.CopyFrom(result)
+            replay.replayed = True
+            return replay
+        future: asyncio.Future[inpaint_pb2.InpaintResponse] = asyncio.get_running_loop().create_future()
+        self._running[request_id] = (fingerprint, future)
+        try:
+            response = await work()
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: a failed run must not be reported as never awaited
+            raise
+        finally:
+            self._running.pop(request_id, None)
+        future.set_result(response)
+        self._done[request_id] = (fingerprint, response)
+        while len(self._done) > self.size:
+            self._done.popitem(last=False)
+        return response
+
+
+class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
+    def __init__(self, server: ModelServer, config: OrchestratorConfig, pipeline: InpaintPipeline) -> None:
+        self.server = server
+        self.config = config
+        self.pipeline = pipeline
+        self.tasks = TaskStore(config.task_store)
+        self.admission = Admission(config.max_concurrent, config.max_queue)
+        self.results = ResultCache(config.result_cache_size)
+
+    def _images(self, request: inpaint_pb2.InpaintRequest) -> tuple[bytes, bytes, bytes]:
+        which = request.WhichOneof("task")
+        if which == "task_id":
+            return self.tasks.find(request.task_id).read()
+        if which == "images":
+            images = request.images
+            for name in ("init_image", "mask", "character_image"):
+                if not images.HasField(name):
+                    raise InvalidInputError(f"images.{name}", "is required")
+            return images.init_image.data, images.mask.data, images.character_image.data
+        raise InvalidInputError("task", "give either images or task_id")
+
+    async def _run(
+        self,
+        request: inpaint_pb2.InpaintRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        on_event: Callable[[ProgressEvent], None] | None,
+    ) -> inpaint_pb2.InpaintResponse:
+        self.server.require_ready()
+        api.check_request_id(request.request_id)
+        request_id = request.request_id or uuid.uuid4().hex
+        settings = api.request_settings(request.settings)
+
+        async def work() -> inpaint_pb2.InpaintResponse:
+            init, mask, character = self._images(request)
+            task = await asyncio.to_thread(decode_task, init, mask, character, self.config.max_image_pixels)
+            outcome = await self.pipeline.run(
+                task, settings, request_id=request_id, deadline_s=context.time_remaining(), on_event=on_event
+            )
+            self.server.log.info(
+                "task done",
+                extra=fields(
+                    request_id=request_id,
+                    best=outcome.ledger.best_id,
+                    degraded=outcome.degraded,
+                    total_s=round(outcome.timings_s["total"], 3),
+                ),
+            )
+            return await asyncio.to_thread(api.response, outcome)
+
+        try:
+            return await self.admission.run(lambda: self.results.run(request_id, api.fingerprint(request), work))  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise to_service_error(error) from error
+
+    async def Inpaint(
+        self, request: inpaint_pb2.InpaintRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> inpaint_pb2.InpaintResponse:
+        return await self._run(request, context, None)
+
+    async def StreamInpaint(
+        self, request: inpaint_pb2.StreamInpaintRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[inpaint_pb2.StreamInpaintResponse]:
+        events: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        run = asyncio.ensure_future(self._run(request.request, context, events.put_nowait))
+        try:
+            while not run.done() or not events.empty():
+                getter = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait({getter, run}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield inpaint_pb2.StreamInpaintResponse(progress=api.progress(getter.result()))
+                else:
+                    getter.cancel()
+            result = run.result()
+        except service_errors.ServiceError as error:
+            # The interceptor maps unary calls; a stream reports its error itself, the same way.
+            await context.abort(status_for(error), str(error))
+        finally:
+            run.cancel()
+        yield inpaint_pb2.StreamInpaintResponse(result=result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = load_config(OrchestratorConfig, sys.argv[1:] if argv is None else argv, env_prefix=ENV_PREFIX)
+    configure_logging(config.log_level)
+    server = ModelServer("orchestrator", config)
+    pipeline = InpaintPipeline(config)
+    servicer = InpaintServicer(server, config, pipeline)
+    server.add_service(SERVICE_NAME, lambda s: inpaint_pb2_grpc.add_InpaintServiceServicer_to_server(servicer, s))
+
+    def load() -> None:
+        # "Loaded" means Triton's face models answer: without them no task can run. Triton may start
+        # after us (a fresh stack, a rolling update), so wait for it, within bounds.
+        deadline = time.monotonic() + config.triton_wait_s
+        while True:
+            try:
+                pipeline.check_ready()
+                break
+            except ModelUnavailableError as error:
+                if time.monotonic() > deadline:
+                    raise
+                server.log.info("waiting for triton", extra=fields(detail=str(error)))
+                time.sleep(2.0)
+        server.log.info(
+            "ready",
+            extra=fields(
+                triton=config.triton_url,
+                qwen_edit=config.qwen_edit_target,
+                moondream=config.moondream_target,
+                gemini_key=pipeline.gemini.has_key,
+                stand_ins=pipeline.triton_standins,
+            ),
+        )
+
+    run_server(server, load)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
