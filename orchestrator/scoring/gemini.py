@@ -569,6 +569,10 @@ class _SearchAdapter(Generic[ImageT]):
     request_id: str
 
     async def __call__(self, candidate: CandidateImage[ImageT]) -> list[SignalScore]:
-        data, mime_type = self.encode(candidate.image)
-        result = await self.scorer.score(data, mime_type, request_id=self.request_id)
+        # Encoding a full-size PNG takes tens of milliseconds of CPU: off the event loop, so generation
+        # and the other scorers keep moving meanwhile.
+        data, mime_type = await asyncio.to_thread(self.encode, candidate.image)
+        result = await self.scorer.score(
+            data, mime_type, request_id=self.request_id, budget_s=candidate.time_remaining_s
+        )
         return [result.to_signal_score()]

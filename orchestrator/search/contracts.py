@@ -128,7 +128,11 @@ class SignalScore:
 
 @dataclass(frozen=True)
 class CandidateImage(Generic[ImageT]):
-    """What a scorer sees of a candidate. The caller's scorer closes over the init and character images."""
+    """What a scorer sees of a candidate. The caller's scorer closes over the init and character images.
+
+    `time_remaining_s` is the search's remaining budget when scoring starts (None: no deadline), for the
+    scorer's own downstream timeout.
+    """
 
     candidate_id: str
     stage: Stage
@@ -136,6 +140,7 @@ class CandidateImage(Generic[ImageT]):
     seed: int
     parent_id: str | None
     image: ImageT = field(repr=False)
+    time_remaining_s: float | None = None
 
 
 ScoreFn: TypeAlias = Callable[[CandidateImage[ImageT]], Awaitable[Sequence[SignalScore]]]

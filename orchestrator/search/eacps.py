@@ -131,6 +131,7 @@ class _Slot(Generic[ImageT]):
     terms: tuple[PotentialTerm, ...] = ()
     failure_reason: str | None = None
     selected_as_parent: bool = False
+    skipped: bool = False  # planned, then not attempted (deadline)
 
 
 class _Search(Generic[ImageT]):
@@ -264,6 +265,7 @@ class _Search(Generic[ImageT]):
             seed=req.seed,
             parent_id=req.parent_id,
             image=slot.generated.image,
+            time_remaining_s=self.remaining(),
         )
         per_scorer = await asyncio.gather(*(self.run_scorer(s, candidate) for s in self.scorers))
         slot.scores = [record for records in per_scorer for record in records]
@@ -425,6 +427,7 @@ class _Search(Generic[ImageT]):
             reason = f"deadline passed ({-remaining:.3f} s ago) before the global stage"
             for slot in to_generate:
                 slot.failure_reason = reason
+                slot.skipped = True
             self.skipped.append(
                 SkippedWork(stage=Stage.GLOBAL, reason=reason, candidates_not_generated=len(to_generate))
             )
@@ -535,6 +538,8 @@ class _Search(Generic[ImageT]):
             status = CandidateStatus.SCORED
         elif slot.generated is not None:
             status = CandidateStatus.NOT_SCORED
+        elif slot.skipped:
+            status = CandidateStatus.SKIPPED
         else:
             status = CandidateStatus.GENERATION_FAILED
         return CandidateRecord(

@@ -16,6 +16,8 @@ class CandidateStatus(StrEnum):
     SCORED = "scored"
     # Generated but never scored (the deadline had passed before scoring could start).
     NOT_SCORED = "not_scored"
+    # Planned, then not attempted: the deadline had passed before its stage.
+    SKIPPED = "skipped"
     # Requested but never produced (the generator raised or stopped early); kept so the ledger is complete.
     GENERATION_FAILED = "generation_failed"
 

@@ -68,6 +68,8 @@ class FakeGenerator:
         for n, request in enumerate(stage.requests):
             if stage.stage is self.fail_in_stage and n >= self.fail_after:
                 raise ConnectionError("qwen-edit server unavailable")
+            # A real generator awaits I/O between candidates; this lets the event loop run scoring meanwhile.
+            await asyncio.sleep(0)
             if self.before_yield is not None:
                 await self.before_yield(n)
             if self.clock is not None:

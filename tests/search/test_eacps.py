@@ -351,12 +351,20 @@ def test_a_generous_deadline_skips_nothing() -> None:
     assert result.ledger.timings.local_estimate_s == pytest.approx(12.0)
 
 
-def test_the_stage_request_carries_the_remaining_time_for_downstream_timeouts() -> None:
+def test_generators_and_scorers_see_the_remaining_time_for_downstream_timeouts() -> None:
     clock = FakeClock(start=0.0)
     generator = FakeGenerator(clock=clock, cost_s=1.0)
-    search(clock=clock, generator=generator, deadline=100.0)
+    seen: dict[str, float | None] = {}
+    base = table_scorer({})
+
+    async def score(candidate: Any) -> Any:
+        seen[candidate.candidate_id] = candidate.time_remaining_s
+        return await base.score(candidate)
+
+    search(clock=clock, generator=generator, deadline=100.0, scorers=[Scorer("fake", base.signals, score)])
     assert generator.calls[0].time_remaining_s == pytest.approx(100.0)
     assert generator.calls[1].time_remaining_s == pytest.approx(93.0)
+    assert seen["g0"] == pytest.approx(100.0) and seen["g3"] == pytest.approx(97.0)
 
 
 def test_a_deadline_already_past_returns_the_raw_swap_unscored_and_flagged() -> None:
@@ -366,6 +374,7 @@ def test_a_deadline_already_past_returns_the_raw_swap_unscored_and_flagged() -> 
     assert generator.calls == []
     assert result.best_id == "g0" and result.best_image is RAW
     assert result.ledger.candidate("g0").status is CandidateStatus.NOT_SCORED
+    assert {c.status for c in result.ledger.candidates[1:]} == {CandidateStatus.SKIPPED}
     assert [s.stage for s in result.ledger.skipped] == [Stage.GLOBAL, Stage.LOCAL]
 
 
