@@ -30,5 +30,4 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 USER 10001:10001
 WORKDIR /tmp
-ENTRYPOINT []
 CMD ["python", "-m", "tools.models.prepare", "--help"]

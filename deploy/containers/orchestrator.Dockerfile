@@ -28,11 +28,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
-    ORCHESTRATOR_HOST=0.0.0.0 \
-    ORCHESTRATOR_PORT=50050 \
-    ORCHESTRATOR_METRICS_PORT=9460
+    INPAINT_HOST=0.0.0.0 \
+    INPAINT_PORT=50050 \
+    INPAINT_METRICS_PORT=9460
 USER 10001:10001
 EXPOSE 50050 9460
 # Kubernetes uses its native gRPC probes; this serves `docker run` and compose.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD python -c "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; c = grpc.insecure_channel('127.0.0.1:' + os.environ['ORCHESTRATOR_PORT']); sys.exit(g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=4).status != h.HealthCheckResponse.SERVING)"
+HEALTHCHECK --interval=30s --timeout=5s --start-period=11m --retries=3 CMD python -c "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; c = grpc.insecure_channel('127.0.0.1:' + os.environ['INPAINT_PORT']); sys.exit(g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=4).status != h.HealthCheckResponse.SERVING)"
 ENTRYPOINT ["python", "-m", "orchestrator.service"]
