@@ -17,13 +17,15 @@ COPY gen gen
 COPY orchestrator orchestrator
 COPY servers servers
 COPY tools tools
-# torch first, from the index of the wanted build, at the version the lock pins; then the rest of the extra.
+# torch first, from the index of the wanted build (CUDA or CPU), at the version the lock pins; then the
+# rest of the extra under the lock, its torch pin stripped of the local label (+cpu) so any build satisfies it.
 RUN python -m venv /opt/venv \
-    && TORCH_VERSION="$(sed -n 's/^torch==\([^+]*\).*/\1/p' requirements/qwen_edit.lock)" \
+    && sed 's/^torch==\([^+]*\)+.*/torch==\1/' requirements/qwen_edit.lock > /tmp/constraints.txt \
+    && TORCH_VERSION="$(sed -n 's/^torch==//p' /tmp/constraints.txt)" \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-        -c requirements/qwen_edit.lock ".[qwen-edit]"
+        -c /tmp/constraints.txt ".[qwen-edit]"
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 inpaint \

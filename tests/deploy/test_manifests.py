@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sysconfig
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -435,7 +436,11 @@ DOCKERFILES = {
     "triton-cpu": (set(), "triton.lock", {8000, 8001, 8002}),
     "model-prep": ({"tools"}, "orchestrator.lock", set()),
 }
-KNOWN_EXTRAS = {"orchestrator", "qwen-edit", "moondream", "tools", "dev", "triton-cpu"}
+
+
+def pyproject_extras() -> set[str]:
+    with (REPO / "pyproject.toml").open("rb") as f:
+        return set(tomllib.load(f)["project"]["optional-dependencies"])
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -478,10 +483,11 @@ def test_container_file(name: str) -> None:
     installed = set(re.findall(r"\.\[([a-z0-9,-]+)\]", runs))
     installed_extras = {e for group in installed for e in group.split(",")}
     assert installed_extras == extras, f"{name} installs extras {installed_extras}, expected {extras}"
-    assert installed_extras <= KNOWN_EXTRAS
+    assert installed_extras <= pyproject_extras()
     text = (CONTAINERS / f"{name}.Dockerfile").read_text()
     used_locks = set(re.findall(r"requirements/([\w.-]+\.lock)", text))
     assert used_locks == {lock}, f"{name} uses {used_locks}"
+    assert (REPO / "requirements" / lock).is_file()
     assert "pip install" in runs
     # BuildKit reads the ignore file beside the Dockerfile: no environments or weights in the context.
     assert (CONTAINERS / f"{name}.Dockerfile.dockerignore").is_file()
