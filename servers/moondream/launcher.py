@@ -52,6 +52,8 @@ class MoondreamProcessConfig:
     extra_args: list[str] = field(default_factory=list)
     log_file: Path | None = None
     ready_timeout_s: float = 120.0
+    # Added to the inherited environment of the process.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -83,7 +85,9 @@ class MoondreamServerProcess:
         ]  # fmt: skip
         log = open(config.log_file, "ab") if config.log_file else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
         try:
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **config.env}
+            )
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # type: ignore[union-attr]

@@ -20,6 +20,8 @@ from servers.common.cancellation import CancelToken
 from servers.moondream.errors import InvalidImageError
 
 MAX_IMAGE_PIXELS = 8192 * 8192
+# A model directory holding this file has random weights: whatever it answers is noise, and responses say so.
+STANDIN_MARKER = "STANDIN"
 
 
 @dataclass(frozen=True)

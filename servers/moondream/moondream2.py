@@ -40,7 +40,15 @@ from transformers import AutoModelForCausalLM
 
 from servers.common.cancellation import CancelToken
 from servers.moondream.errors import ModelLoadError
-from servers.moondream.model import Answer, AnswerProbabilities, CacheStats, EncodingCache, ModelInfo, PreparedImage
+from servers.moondream.model import (
+    STANDIN_MARKER,
+    Answer,
+    AnswerProbabilities,
+    CacheStats,
+    EncodingCache,
+    ModelInfo,
+    PreparedImage,
+)
 from servers.moondream.scoring import exact_answer_probabilities
 
 ADAPTER_NAME = "moondream2"
@@ -147,7 +155,12 @@ class Moondream2Model:
         self._has_logits = inner is not None and all(
             hasattr(inner, name) for name in ("_prefill_prompt", "load_encoded_image", "tokenizer", "config")
         )
-        self._info = ModelInfo(name="moondream2", adapter=ADAPTER_NAME, revision=self._revision, standin=False)
+        self._info = ModelInfo(
+            name="moondream2",
+            adapter=ADAPTER_NAME,
+            revision=self._revision,
+            standin=(model_dir / STANDIN_MARKER).is_file(),
+        )
 
     @property
     def info(self) -> ModelInfo:

@@ -28,9 +28,9 @@ from transformers import (
 )
 from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
+from servers.moondream.model import STANDIN_MARKER
 from servers.moondream.processing import ImageOnlyQwen2_5_VLProcessor
 
-STANDIN_MARKER = "STANDIN"
 SPECIAL_TOKENS = [
     "<|endoftext|>",
     "<|im_start|>",

@@ -25,6 +25,7 @@ from transformers import AutoModelForImageTextToText, StoppingCriteria, Stopping
 from servers.common.cancellation import CancelToken
 from servers.moondream.errors import ModelLoadError
 from servers.moondream.model import (
+    STANDIN_MARKER,
     Answer,
     AnswerProbabilities,
     CacheStats,
@@ -34,7 +35,6 @@ from servers.moondream.model import (
 )
 from servers.moondream.processing import load_processor
 from servers.moondream.scoring import exact_answer_probabilities
-from servers.moondream.standin import STANDIN_MARKER
 
 ADAPTER_NAME = "transformers-vlm"
 
