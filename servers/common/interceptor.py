@@ -50,13 +50,38 @@ def _request_id(metadata: Any) -> str:
     return uuid.uuid4().hex[:16]
 
 
+class CallTracker:
+    """Counts the model calls in flight, and refuses new ones once draining starts."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        if self.draining:
+            raise errors.Unavailable("the server is shutting down")
+        self.active += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: ServerMetrics, logger: logging.Logger) -> None:
+    def __init__(self, metrics: ServerMetrics, logger: logging.Logger, calls: CallTracker | None = None) -> None:
         self._metrics = metrics
         self._log = logger
+        self.calls = calls or CallTracker()
 
     async def intercept_service(
         self,
@@ -81,8 +106,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             started = time.monotonic()
             code = grpc.StatusCode.OK
             detail = ""
+            entered = False
             try:
                 await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+                self.calls.enter()
+                entered = True
                 return await behaviour(request, context)
             except errors.ServiceError as e:
                 code, detail = status_for(e), str(e)
@@ -98,6 +126,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 self._log.exception("unhandled error", extra=fields(method=method))
                 await context.abort(code, detail)
             finally:
+                if entered:
+                    self.calls.leave()
                 elapsed = time.monotonic() - started
                 self._metrics.requests.labels(method=method, code=code.name).inc()
                 self._metrics.latency.labels(method=method).observe(elapsed)

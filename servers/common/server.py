@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from servers.common.cancellation import CancelToken
 from servers.common.config import ServerConfig
 from servers.common.errors import Unavailable
-from servers.common.interceptor import ServiceInterceptor
+from servers.common.interceptor import CallTracker, ServiceInterceptor
 from servers.common.logs import fields, get_logger
 from servers.common.metrics import ServerMetrics
 from servers.common.work_queue import WorkQueue
@@ -63,6 +63,7 @@ class ModelServer:
         self._registrations: list[Callable[[grpc.aio.Server], None]] = []
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
+        self.calls = CallTracker()
         self.port = 0
 
     def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
@@ -96,7 +97,7 @@ class ModelServer:
             self._stop.set()
         self.health = HealthServicer()
         self.server = server = grpc.aio.server(
-            interceptors=[ServiceInterceptor(self.metrics, self.log)],
+            interceptors=[ServiceInterceptor(self.metrics, self.log, self.calls)],
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
@@ -143,15 +144,21 @@ class ModelServer:
 
     async def _drain(self) -> None:
         self.draining = True
+        self.calls.draining = True  # new model calls get UNAVAILABLE from here on
         started = time.monotonic()
         assert self.health is not None and self.server is not None
         await self.health.enter_graceful_shutdown()
+        grace = self.config.drain_grace_s
         self.log.info(
             "draining",
-            extra=fields(running=self.work.running, waiting=self.work.waiting, grace_s=self.config.drain_grace_s),
+            extra=fields(calls=self.calls.active, running=self.work.running, waiting=self.work.waiting, grace_s=grace),
         )
-        # Rejects new calls at once and waits for in-flight ones, cancelling them after the grace.
-        await self.server.stop(self.config.drain_grace_s)
+        try:
+            await asyncio.wait_for(self.calls.wait_idle(), timeout=grace)
+        except TimeoutError:
+            self.log.warning("drain grace expired", extra=fields(calls_cancelled=self.calls.active))
+        # What is left are health watches and reflection streams (or calls past the grace): end them.
+        await self.server.stop(1.0)
         self.work.shutdown()
         self.metrics.close()
         self.log.info("stopped", extra=fields(drain_s=round(time.monotonic() - started, 3)))

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch=config.max_batch,
         condition_pixels=config.condition_pixels,
         embedding_cache_size=config.embedding_cache_size,
+        torch_threads=config.torch_threads,
     )
     servicer = QwenEditServicer(server, model, config)
     server.add_service(SERVICE_NAME, lambda s: qwen_edit_pb2_grpc.add_QwenEditServiceServicer_to_server(servicer, s))

@@ -148,12 +148,14 @@ class QwenEditModel:
         max_batch: int = 8,
         condition_pixels: int = REAL_CONDITION_PIXELS,
         embedding_cache_size: int = 8,
+        torch_threads: int | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.requested_device = device
         self.max_batch = max_batch
         self.condition_pixels = condition_pixels
         self.embedding_cache_size = embedding_cache_size
+        self.torch_threads = torch_threads
         self.stand_in = (self.model_dir / STANDIN_MARKER).exists()
         self.name = self.model_dir.name
         self._edit: Any = None
@@ -191,6 +193,8 @@ class QwenEditModel:
 
         from servers.qwen_edit.processor import ImageOnlyQwen2VLProcessor
 
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
         device = self.requested_device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         processor = ImageOnlyQwen2VLProcessor.from_pretrained(self.model_dir / "processor", local_files_only=True)

@@ -31,6 +31,8 @@ class QwenEditConfig(ServerConfig):
     max_output_side: int = 2048
     max_input_pixels: int = 40_000_000
     embedding_cache_size: int = 8
+    # CPU threads torch may use (unset: torch's default, one per core). Tiny models run faster on one.
+    torch_threads: int | None = None
 
 
 def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> QwenEditConfig:
