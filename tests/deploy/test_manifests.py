@@ -27,6 +27,7 @@ import yaml
 
 from orchestrator.config import ENV_PREFIX as ORCHESTRATOR_ENV_PREFIX
 from orchestrator.config import OrchestratorConfig
+from servers.common.metrics import ServerMetrics
 from servers.moondream.config import ENV_PREFIX as MOONDREAM_ENV_PREFIX
 from servers.moondream.config import MoondreamServerConfig
 from servers.qwen_edit.config import ENV_PREFIX as QWEN_EDIT_ENV_PREFIX
@@ -54,13 +55,15 @@ class Component:
     # Config class and env prefix that the container's environment variables must belong to.
     config: type[Any] | None
     env_prefix: str
+    # The name its ModelServer gives servers.common.metrics.ServerMetrics (the metrics' prefix).
+    metrics_namespace: str | None = None
 
 
 COMPONENTS = (
     Component("triton", gpu=True, grpc_port=8001, metrics_port=8002, config=None, env_prefix=""),
-    Component("qwen-edit", True, 50051, 9461, QwenEditConfig, QWEN_EDIT_ENV_PREFIX),
-    Component("moondream", True, 50052, 9462, MoondreamServerConfig, MOONDREAM_ENV_PREFIX),
-    Component("orchestrator", False, 50050, 9460, OrchestratorConfig, ORCHESTRATOR_ENV_PREFIX),
+    Component("qwen-edit", True, 50051, 9461, QwenEditConfig, QWEN_EDIT_ENV_PREFIX, "qwen_edit"),
+    Component("moondream", True, 50052, 9462, MoondreamServerConfig, MOONDREAM_ENV_PREFIX, "moondream"),
+    Component("orchestrator", False, 50050, 9460, OrchestratorConfig, ORCHESTRATOR_ENV_PREFIX, "orchestrator"),
 )
 MODEL_SERVERS = tuple(c for c in COMPONENTS if c.name != "orchestrator")
 SEARCH_SETTINGS = {
@@ -265,6 +268,14 @@ def test_each_component_has_deployment_service_hpa_and_pdb(overlay: str, compone
     assert "Pods" in metric_types, "scale on the server's own queue or load metric"
     cpu = [m for m in hpa["spec"]["metrics"] if m["type"] == "Resource" and m["resource"]["name"] == "cpu"]
     assert cpu, "CPU utilisation is the fallback signal while no metrics adapter runs"
+
+    if component.metrics_namespace is not None:
+        exposed = {m.name for m in ServerMetrics(component.metrics_namespace).registry.collect()}
+        for metric in hpa["spec"]["metrics"]:
+            if metric["type"] == "Pods":
+                assert metric["pods"]["metric"]["name"] in exposed, f"{component.name} exposes no such metric"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(component.metrics_port)
 
     pdb = find(docs, "PodDisruptionBudget", component.name)
     assert selects(pdb["spec"]["selector"], labels)
