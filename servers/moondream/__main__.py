@@ -6,7 +6,6 @@ Every setting is a flag, a `MOONDREAM_<FIELD>` environment variable or a key in 
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
@@ -16,7 +15,7 @@ from inpaint.v1 import moondream_pb2_grpc
 from servers.common.config import load_config
 from servers.common.errors import InvalidArgument
 from servers.common.logs import configure_logging
-from servers.common.server import ModelServer
+from servers.common.server import ModelServer, run_server
 from servers.moondream.config import ADAPTERS, ENV_PREFIX, MoondreamServerConfig
 from servers.moondream.model import VisionLanguageModel
 from servers.moondream.servicer import MoondreamServicer
@@ -46,18 +45,6 @@ def build_model(config: MoondreamServerConfig) -> VisionLanguageModel:
     )
 
 
-async def serve(config: MoondreamServerConfig) -> None:
-    # The grpc.aio server binds to the event loop that exists when it is created, so it is created
-    # inside the running loop rather than before `asyncio.run` starts another one.
-    server = ModelServer("moondream", config)
-    servicer = MoondreamServicer(server, config, lambda: build_model(config))
-    server.add_service(
-        SERVICE_NAME,
-        lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s),
-    )
-    await server.serve(servicer.load)
-
-
 def main(argv: list[str] | None = None) -> None:
     config = load_config(MoondreamServerConfig, sys.argv[1:] if argv is None else argv, env_prefix=ENV_PREFIX)
     if config.adapter not in ADAPTERS:
@@ -66,7 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     configure_logging(config.log_level)
-    asyncio.run(serve(config))
+    server = ModelServer("moondream", config)
+    servicer = MoondreamServicer(server, config, lambda: build_model(config))
+    server.add_service(SERVICE_NAME, lambda s: moondream_pb2_grpc.add_MoondreamServiceServicer_to_server(servicer, s))
+    run_server(server, load=servicer.load)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def test_health_serving_after_load_then_sigterm_drains(
         channel = grpc.insecure_channel(server.target, options=CHANNEL_OPTIONS)
         stub = moondream_pb2_grpc.MoondreamServiceStub(channel)
         long_request = moondream_pb2.QueryRequest(
-            image=png(face_photo), question="Describe everything.", max_new_tokens=1000
+            image=png(face_photo), question="Describe everything.", max_new_tokens=300
         )
         in_flight: Future[Any] = stub.Query.future(long_request, timeout=60)
         wait_until_running(server)
@@ -87,7 +87,7 @@ def test_new_calls_during_the_drain_are_refused(
         channel = grpc.insecure_channel(server.target, options=CHANNEL_OPTIONS)
         stub = moondream_pb2_grpc.MoondreamServiceStub(channel)
         long_request = moondream_pb2.QueryRequest(
-            image=png(face_photo), question="Describe everything.", max_new_tokens=1000
+            image=png(face_photo), question="Describe everything.", max_new_tokens=300
         )
         in_flight: Future[Any] = stub.Query.future(long_request, timeout=60)
         wait_until_running(server)
