@@ -205,3 +205,13 @@ def test_reflection_lists_the_service(moondream_server: MoondreamServerProcess) 
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         services = {s.name for response in responses for s in response.list_services_response.service}
     assert {"inpaint.v1.MoondreamService", "grpc.health.v1.Health"} <= services
+
+
+def test_images_beyond_grpcs_default_4_mib_are_accepted(moondream_stub: Stub) -> None:
+    noise = np.random.default_rng(7).integers(0, 256, size=(1400, 1400, 3), dtype=np.uint8)
+    image = png(noise)
+    assert len(image.data) > 4 * 1024 * 1024
+    response = moondream_stub.Query(
+        moondream_pb2.QueryRequest(image=image, question="Who?", max_new_tokens=2), timeout=60
+    )
+    assert response.image_encoded
