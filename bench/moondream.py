@@ -138,64 +138,118 @@ def run_server(model_dir: Path, log_dir: Path, cache_size: int, threads: int) ->
     return MoondreamServerProcess(config).start()
 
 
+def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median over rounds of every numeric field, and the rounds themselves."""
+    keys = [k for k, v in rounds[0].items() if isinstance(v, int | float)]
+    return {"median": {k: round(float(statistics.median(r[k] for r in rounds)), 3) for k in keys}, "rounds": rounds}
+
+
+def noisy_faces(base: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
+    """Distinct candidates (as refinements differ): the face crop with a little noise each."""
+    rng = np.random.default_rng(seed)
+    wide = base.astype(np.int16)
+    return [np.clip(wide + rng.integers(-6, 7, wide.shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Path("models/standins/moondream"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/moondream.json"))
-    parser.add_argument("--calls", type=int, default=200, help="calls per throughput measurement")
-    parser.add_argument("--candidates", type=int, default=8, help="candidates in the judge pattern")
-    parser.add_argument("--torch-threads", type=int, default=0, help="server's torch threads (0: torch default)")
+    parser.add_argument("--calls", type=int, default=100, help="calls per throughput round")
+    parser.add_argument("--candidates", type=int, default=8, help="candidates per judge-pattern round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per measurement (medians are reported)")
+    parser.add_argument("--torch-threads", type=int, default=1, help="servers' torch threads (0: torch default)")
     args = parser.parse_args(argv)
 
     photo = sample_photos.astronaut()
-    rng = np.random.default_rng(0)
     character = sample_photos.tom_hanks()
-    # Distinct candidates: the photo's face crop with a little noise each (as refinements differ).
-    base = photo[:256, 96:352].astype(np.int16)
-    faces = [np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8) for _ in range(args.candidates)]
-
+    face = photo[:256, 96:352]
     results: dict[str, Any] = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {"calls": args.calls, "candidates": args.candidates, "torch_threads": args.torch_threads},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "settings": vars(args) | {"model_dir": str(args.model_dir), "out": str(args.out)},
     }
+    # Both servers run at once and the rounds alternate between them, so that whatever else the machine
+    # is doing weighs on both configurations alike.
     with tempfile.TemporaryDirectory() as logs:
-        for cache_size in (64, 0):
-            server = run_server(args.model_dir, Path(logs), cache_size, args.torch_threads)
-            try:
-                with grpc.insecure_channel(server.target, options=CHANNEL_OPTIONS) as channel:
-                    stub = moondream_pb2_grpc.MoondreamServiceStub(channel)
-                    probe = stub.Query(moondream_pb2.QueryRequest(image=encode_png(faces[0]), question="?"))
-                    results["model"] = {
-                        "name": probe.model.name,
-                        "adapter": probe.model.adapter,
-                        "standin": probe.model.standin,
-                    }
-                    label = "cache_on" if cache_size else "cache_off"
-                    section: dict[str, Any] = {"image_cache_size": cache_size}
-                    fresh = np.ascontiguousarray(photo[128:384, 128:384])
-                    section["ten_questions_one_image"] = same_image_questions(stub, server, encode_png(fresh), 10)
-                    section["judge_pattern"] = judge_pattern(stub, server, faces, character)
-                    if cache_size:
-                        section["throughput"] = throughput(stub, encode_png(faces[0]), args.calls)
-                    results[label] = section
-            finally:
+        servers = {
+            label: run_server(args.model_dir, Path(logs), size, args.torch_threads)
+            for label, size in (("cache_on", 64), ("cache_off", 0))
+        }
+        channels = {label: grpc.insecure_channel(s.target, options=CHANNEL_OPTIONS) for label, s in servers.items()}
+        try:
+            stubs = {label: moondream_pb2_grpc.MoondreamServiceStub(c) for label, c in channels.items()}
+            probe = stubs["cache_on"].Query(moondream_pb2.QueryRequest(image=encode_png(face), question="?"))
+            results["model"] = {
+                "name": probe.model.name,
+                "adapter": probe.model.adapter,
+                "standin": probe.model.standin,
+            }
+            ten: dict[str, list[dict[str, Any]]] = {label: [] for label in servers}
+            judge: dict[str, list[dict[str, Any]]] = {label: [] for label in servers}
+            for round_index in range(args.rounds):
+                # A new image and new candidates each round: every round starts with a cold cache.
+                fresh = np.ascontiguousarray(np.roll(photo, 7 * (round_index + 1), axis=1)[128:384, 128:384])
+                faces = noisy_faces(face, args.candidates, seed=round_index)
+                order = list(servers) if round_index % 2 == 0 else list(reversed(servers))
+                for label in order:
+                    stub, server = stubs[label], servers[label]
+                    ten[label].append(same_image_questions(stub, server, encode_png(fresh), 10))
+                    judge[label].append(judge_pattern(stub, server, faces, character))
+            for label in servers:
+                results[label] = {
+                    "ten_questions_one_image": summarise(ten[label]),
+                    "judge_pattern": summarise(judge[label]),
+                }
+            thru: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            stub = stubs["cache_on"]
+            image = encode_png(face)
+            for _ in range(args.rounds):
+                for name, rounds in throughput(stub, image, args.calls).items():
+                    for callers, figures in rounds.items():
+                        thru.setdefault(name, {}).setdefault(callers, []).append(figures)
+            results["throughput"] = {
+                name: {callers: summarise(rounds) for callers, rounds in by_callers.items()}
+                for name, by_callers in thru.items()
+            }
+        finally:
+            for channel in channels.values():
+                channel.close()
+            for server in servers.values():
                 server.stop()
 
     on, off = results["cache_on"], results["cache_off"]
     results["cache_effect"] = {
-        "later_question_speedup": round(
-            off["ten_questions_one_image"]["later_questions_ms_median"]
-            / on["ten_questions_one_image"]["later_questions_ms_median"],
+        "later_question_ms_off_over_on": round(
+            off["ten_questions_one_image"]["median"]["later_questions_ms_median"]
+            / on["ten_questions_one_image"]["median"]["later_questions_ms_median"],
             3,
         ),
-        "judge_questions_per_s_on_vs_off": round(
-            on["judge_pattern"]["questions_per_s"] / off["judge_pattern"]["questions_per_s"], 3
+        "judge_questions_per_s_on_over_off": round(
+            on["judge_pattern"]["median"]["questions_per_s"] / off["judge_pattern"]["median"]["questions_per_s"], 3
         ),
-        "encodings_on_vs_off": [on["judge_pattern"]["image_encodings"], off["judge_pattern"]["image_encodings"]],
+        "judge_image_encodings_on_off": [
+            on["judge_pattern"]["median"]["image_encodings"],
+            off["judge_pattern"]["median"]["image_encodings"],
+        ],
+        "ten_questions_image_encodings_on_off": [
+            on["ten_questions_one_image"]["median"]["image_encodings"],
+            off["ten_questions_one_image"]["median"]["image_encodings"],
+        ],
     }
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("cache_on", "cache_off", "throughput")}, indent=2))
+    for label in ("cache_on", "cache_off"):
+        print(label, json.dumps({k: v["median"] for k, v in results[label].items()}))
+    for name, by_callers in results["throughput"].items():
+        for callers, summary in by_callers.items():
+            print(name, f"{callers} caller(s)", json.dumps(summary["median"]))
 
 
 if __name__ == "__main__":
