@@ -5,9 +5,11 @@ Transport-neutral: the servicer calls it inside the work queue, tests and benchm
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from servers.common.cancellation import CancelToken
+from servers.common.errors import ServiceError
 from servers.moondream.model import PreparedImage, VisionLanguageModel
 from servers.moondream.scoring import (
     ANSWERS,
@@ -17,6 +19,8 @@ from servers.moondream.scoring import (
     score_from_text,
     scoring_question,
 )
+
+log = logging.getLogger("inpaint.moondream.scorer")
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,18 @@ def score_question(
     prompt = scoring_question(question, instruction)
     encoded = False
     if use_answer_probabilities and model.supports_answer_probabilities:
-        distribution = model.answer_probabilities(image, prompt, ANSWERS, token=token)
-        encoded = distribution.image_encoded
-        score = score_from_answer_probabilities(distribution.probabilities, min_mass=min_answer_mass)
-        if score is not None:
-            return ScoredQuestion(score=score, image_encoded=encoded)
+        try:
+            distribution = model.answer_probabilities(image, prompt, ANSWERS, token=token)
+        except ServiceError:
+            raise  # deadlines, cancellations, bad input: not a reason to try text
+        except Exception:
+            # The logits path leans on model internals (moondream2's private prefill); if it breaks, the
+            # model can still answer in text, and the log says why the method changed.
+            log.warning("answer probabilities failed; parsing the text answer instead", exc_info=True)
+        else:
+            encoded = distribution.image_encoded
+            score = score_from_answer_probabilities(distribution.probabilities, min_mass=min_answer_mass)
+            if score is not None:
+                return ScoredQuestion(score=score, image_encoded=encoded)
     answer = model.answer(image, prompt, max_new_tokens=max_new_tokens, token=token)
     return ScoredQuestion(score=score_from_text(answer.text), image_encoded=encoded or answer.image_encoded)

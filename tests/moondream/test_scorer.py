@@ -85,6 +85,17 @@ def test_text_only_when_asked_or_without_logits() -> None:
         assert [call.split(":")[0] for call in model.calls] == ["answer"]
 
 
+def test_a_broken_logits_path_still_answers_in_text() -> None:
+    class BrokenLogits(FakeModel):
+        def answer_probabilities(
+            self, image: PreparedImage, question: str, candidates: Sequence[str], token: CancelToken | None = None
+        ) -> AnswerProbabilities:
+            raise TypeError("_prefill_prompt() takes 3 positional arguments")
+
+    result = score_question(BrokenLogits(probabilities=(0.1,) * 11, text="6"), IMAGE, "q")
+    assert result.score.method is ScoreMethod.PARSED_TEXT and result.score.value == 6.0
+
+
 def test_unusable_answer_is_flagged_fallback() -> None:
     result = score_question(FakeModel(None, text="no idea"), IMAGE, "q")
     assert result.score.fallback and result.score.value == 5.0
