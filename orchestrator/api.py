@@ -68,7 +68,7 @@ def png(image: np.ndarray) -> image_pb2.Image:
     return image_pb2.Image(data=buffer.getvalue(), mime_type="image/png")
 
 
-def response(outcome: InpaintOutcome) -> inpaint_pb2.InpaintResponse:
+def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> inpaint_pb2.InpaintResponse:
     ledger = outcome.ledger
     candidates = []
     for record in ledger.candidates:
@@ -102,6 +102,11 @@ def response(outcome: InpaintOutcome) -> inpaint_pb2.InpaintResponse:
         stand_in_models=outcome.stand_in_models,
         degraded=outcome.degraded,
         notes=outcome.notes,
+        candidate_images=[
+            inpaint_pb2.CandidateImage(candidate_id=cid, image=png(image)) for cid, image in outcome.images.items()
+        ]
+        if with_candidate_images
+        else [],
     )
 
 

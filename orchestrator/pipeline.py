@@ -84,7 +84,7 @@ class InpaintPipeline:
     def __init__(self, config: OrchestratorConfig, *, gemini_api_key: str | None = None) -> None:
         self.config = config
         self.triton = TritonModels(config.triton_config())
-        self.analyzer = FaceAnalyzer(self.triton, config.face_stage_config().detection)
+        self._analyzer: FaceAnalyzer | None = None  # made once Triton answers (it may start after us)
         self.judge = (
             MoondreamJudge(config.moondream_target, timeout_s=config.moondream_timeout_s)
             if config.moondream_target
@@ -110,6 +110,13 @@ class InpaintPipeline:
     def check_ready(self) -> None:
         """Raise ModelUnavailableError when Triton's face models are not ready (the one hard dependency)."""
         self.triton.check_ready()
+        _ = self.analyzer
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        if self._analyzer is None:
+            self._analyzer = FaceAnalyzer(self.triton, self.config.face_stage_config().detection)
+        return self._analyzer
 
     async def run(
         self,
@@ -123,7 +130,10 @@ class InpaintPipeline:
         started = time.monotonic()
         settings = settings or RequestSettings()
         config = settings.apply(self.config)
-        deadline = started + (deadline_s if deadline_s is not None else config.default_deadline_s)
+        budget = deadline_s if deadline_s is not None else config.default_deadline_s
+        # The search must answer (with the best so far) before the caller gives up: keep a margin
+        # for blending, encoding and the response's trip back.
+        deadline = started + budget - min(max(1.0, 0.05 * budget), 30.0)
         search_config = config.search_config()
 
         stage = FaceStage(self.analyzer, config.face_stage_config(), standin=bool(self.triton_standins))
@@ -149,7 +159,8 @@ class InpaintPipeline:
         scorers: list[Scorer[np.ndarray]] = [local_scorer(self.analyzer, scoring)]
         if self.judge is not None:
             scorers.append(moondream_scorer(self.judge, scoring))
-        scorers.append(gemini_scorer(self.gemini, request_id))
+        if self.gemini.has_key:
+            scorers.append(gemini_scorer(self.gemini, request_id))
 
         result = await run_search(
             SearchRequest(

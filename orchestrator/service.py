@@ -170,7 +170,7 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
                     total_s=round(outcome.timings_s["total"], 3),
                 ),
             )
-            return await asyncio.to_thread(api.response, outcome)
+            return await asyncio.to_thread(api.response, outcome, request.return_candidate_images)
 
         try:
             return await self.admission.run(lambda: self.results.run(request_id, api.fingerprint(request), work))  # type: ignore[no-any-return]

@@ -26,6 +26,37 @@ def identity_score(candidate_embedding: np.ndarray, character_embedding: np.ndar
     return float(np.clip(cosine(candidate_embedding, character_embedding), 0.0, 1.0) * 10.0)
 
 
+def _detail(gray: np.ndarray, region: np.ndarray) -> float:
+    """Fine detail of a region: the standard deviation of the Laplacian (sharpness plus grain)."""
+    laplacian = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
+    return float(laplacian[region].std())
+
+
+def texture_realism(
+    candidate: np.ndarray, mask: np.ndarray, ring_fraction: float = 0.35, tolerance: float = 0.6
+) -> float:
+    """0-10: 10 when the face inside the mask has the photo's own sharpness and grain.
+
+    A face that is smoother than its surroundings reads as plastic or painted; one that is noisier
+    reads as an artefact. The score falls with |log(detail inside / detail in a ring around the
+    mask)|: to 10/e at a factor of e**tolerance (about 1.8x) either way. It judges texture only; a CGI
+    look with a photo's texture passes, which is why it only stands in for Gemini.
+    """
+    region = erode(mask.astype(bool), 3)
+    ys, xs = np.nonzero(region)
+    if len(ys) < 50:
+        return 10.0
+    size = max(int(max(np.ptp(ys), np.ptp(xs)) * ring_fraction), 3)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
+    ring = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask.astype(bool)
+    if ring.sum() < 50:
+        return 10.0
+    gray = cv2.cvtColor(candidate, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    inside, outside = _detail(gray, region), _detail(gray, ring)
+    ratio = np.log((inside + 1.0) / (outside + 1.0))
+    return float(10.0 * np.exp(-abs(ratio) / tolerance))
+
+
 def _gradient(lab: np.ndarray) -> np.ndarray:
     gray = lab[..., 0]
     magnitude: np.ndarray = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))

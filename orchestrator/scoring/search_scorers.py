@@ -18,10 +18,10 @@ from orchestrator.faces.analysis import Face, FaceAnalyzer
 from orchestrator.faces.selection import mask_overlap
 from orchestrator.refine.crop import CropBox
 from orchestrator.scoring.gemini import GeminiRealismScorer
-from orchestrator.scoring.local_metrics import boundary_consistency, identity_score
+from orchestrator.scoring.local_metrics import boundary_consistency, identity_score, texture_realism
 from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, MoondreamJudge, combine, identity_queries
 from orchestrator.search import CandidateImage, Scorer, SignalScore
-from orchestrator.search.signals import CONSISTENCY, CONSISTENCY_LOCAL, IDENTITY, IDENTITY_LOCAL
+from orchestrator.search.signals import CONSISTENCY, CONSISTENCY_LOCAL, IDENTITY, IDENTITY_LOCAL, REALISM_LOCAL
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
     def measure(image: np.ndarray) -> list[SignalScore]:
         scores = [
             SignalScore(CONSISTENCY_LOCAL, boundary_consistency(image, task.init, task.mask), "local:boundary"),
+            SignalScore(REALISM_LOCAL, texture_realism(image, task.mask), "local:texture"),
         ]
         faces = [f for f in analyzer.detect(image) if mask_overlap(f, task.mask) > 0]
         if not faces:
@@ -68,7 +69,7 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
         return await asyncio.to_thread(measure, candidate.image)
 
-    return Scorer(name="local", signals=(CONSISTENCY_LOCAL, IDENTITY_LOCAL), score=score)
+    return Scorer(name="local", signals=(CONSISTENCY_LOCAL, REALISM_LOCAL, IDENTITY_LOCAL), score=score)
 
 
 def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndarray]:

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.search.signals import CONSISTENCY, CONSISTENCY_LOCAL, IDENTITY, IDENTITY_LOCAL, REALISM
+from orchestrator.search.signals import (
+    CONSISTENCY,
+    CONSISTENCY_LOCAL,
+    IDENTITY,
+    IDENTITY_LOCAL,
+    REALISM,
+    REALISM_LOCAL,
+)
 
 
 class SearchConfigError(ValueError):
@@ -34,10 +41,10 @@ def _default_weights() -> dict[str, float]:
 
 
 def _default_stand_ins() -> dict[str, tuple[str, ...]]:
-    # Local metrics measure the same property as the model scorer they stand in for. Realism has no
-    # local proxy: when Gemini is missing every candidate gets the same constant, so realism simply
-    # stops influencing the ranking instead of skewing it.
-    return {IDENTITY: (IDENTITY_LOCAL,), CONSISTENCY: (CONSISTENCY_LOCAL,), REALISM: ()}
+    # Local metrics measure the same property as the model scorer they stand in for. Realism's local
+    # proxy is narrower than Gemini's judgement: it catches the plastic, over-smoothed or noisy faces
+    # (a texture that does not match the photo's), not a CGI look.
+    return {IDENTITY: (IDENTITY_LOCAL,), CONSISTENCY: (CONSISTENCY_LOCAL,), REALISM: (REALISM_LOCAL,)}
 
 
 @dataclass(frozen=True)

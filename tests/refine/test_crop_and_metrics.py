@@ -82,3 +82,18 @@ def test_a_mask_without_edges_scores_full() -> None:
     blob = np.zeros((50, 50), np.uint8)
     cv2.circle(blob, (25, 25), 10, 1, -1)
     assert boundary_consistency(image, image, blob.astype(bool)) == pytest.approx(10.0)
+
+
+def test_texture_realism_penalises_a_plastic_face(astronaut: np.ndarray) -> None:
+    from orchestrator.scoring.local_metrics import texture_realism
+
+    mask = sample_photos.astronaut_face_mask()
+    plastic = astronaut.copy()
+    plastic[mask] = cv2.GaussianBlur(astronaut, (0, 0), 4)[mask]  # over-smoothed skin
+    noisy = astronaut.copy()
+    grain = np.random.default_rng(0).normal(0, 40, astronaut.shape)
+    noisy[mask] = np.clip(astronaut.astype(float) + grain, 0, 255).astype(np.uint8)[mask]
+    original = texture_realism(astronaut, mask)
+    assert original > 5.0
+    assert texture_realism(plastic, mask) < original - 2
+    assert texture_realism(noisy, mask) < original - 2

@@ -71,16 +71,18 @@ class SearchSettings(_message.Message):
     def __init__(self, k_global: _Optional[int] = ..., m_global: _Optional[int] = ..., k_local: _Optional[int] = ..., weight_consistency: _Optional[float] = ..., weight_realism: _Optional[float] = ..., weight_identity: _Optional[float] = ..., num_inference_steps: _Optional[int] = ..., true_cfg_scale: _Optional[float] = ..., feather_px: _Optional[float] = ..., erosion_px: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class InpaintRequest(_message.Message):
-    __slots__ = ("request_id", "images", "task_id", "settings")
+    __slots__ = ("request_id", "images", "task_id", "settings", "return_candidate_images")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_CANDIDATE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     images: TaskImages
     task_id: str
     settings: SearchSettings
-    def __init__(self, request_id: _Optional[str] = ..., images: _Optional[_Union[TaskImages, _Mapping]] = ..., task_id: _Optional[str] = ..., settings: _Optional[_Union[SearchSettings, _Mapping]] = ...) -> None: ...
+    return_candidate_images: bool
+    def __init__(self, request_id: _Optional[str] = ..., images: _Optional[_Union[TaskImages, _Mapping]] = ..., task_id: _Optional[str] = ..., settings: _Optional[_Union[SearchSettings, _Mapping]] = ..., return_candidate_images: _Optional[bool] = ...) -> None: ...
 
 class StreamInpaintRequest(_message.Message):
     __slots__ = ("request",)
@@ -133,7 +135,7 @@ class MaskRefinement(_message.Message):
     def __init__(self, refined: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class InpaintResponse(_message.Message):
-    __slots__ = ("request_id", "image", "refined_mask", "mask_refinement", "best_candidate_id", "candidates", "ledger_json", "timings_seconds", "stand_in_models", "degraded", "notes", "replayed")
+    __slots__ = ("request_id", "image", "refined_mask", "mask_refinement", "best_candidate_id", "candidates", "ledger_json", "timings_seconds", "stand_in_models", "degraded", "notes", "replayed", "candidate_images")
     class TimingsSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +155,7 @@ class InpaintResponse(_message.Message):
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     image: _image_pb2.Image
     refined_mask: _image_pb2.Image
@@ -165,7 +168,16 @@ class InpaintResponse(_message.Message):
     degraded: bool
     notes: _containers.RepeatedScalarFieldContainer[str]
     replayed: bool
-    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., refined_mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., mask_refinement: _Optional[_Union[MaskRefinement, _Mapping]] = ..., best_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., ledger_json: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., stand_in_models: _Optional[_Iterable[str]] = ..., degraded: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    candidate_images: _containers.RepeatedCompositeFieldContainer[CandidateImage]
+    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., refined_mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., mask_refinement: _Optional[_Union[MaskRefinement, _Mapping]] = ..., best_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., ledger_json: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., stand_in_models: _Optional[_Iterable[str]] = ..., degraded: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ..., candidate_images: _Optional[_Iterable[_Union[CandidateImage, _Mapping]]] = ...) -> None: ...
+
+class CandidateImage(_message.Message):
+    __slots__ = ("candidate_id", "image")
+    CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    candidate_id: str
+    image: _image_pb2.Image
+    def __init__(self, candidate_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("kind", "stage", "candidate_id", "planned", "generated", "scored", "potential", "elapsed_seconds", "detail")
