@@ -31,7 +31,7 @@ test-qwen-edit: $(VENV)/.installed $(QWEN_VENV)/.installed
 	$(PY) -m pytest tests/qwen_edit tests/common $(PYTEST_ARGS)
 
 bench-qwen-edit: $(VENV)/.installed $(QWEN_VENV)/.installed
-	$(QWEN_PY) -m bench.qwen_edit --out bench/results/qwen_edit.json $(QWEN_BENCH_ARGS)
+	$(PY) -m bench.qwen_edit --out bench/results/qwen_edit.json $(QWEN_BENCH_ARGS)
 
 lock-qwen-edit:
 	$(QWEN_PY) -m pip freeze --exclude-editable > requirements/qwen_edit.lock
