@@ -15,3 +15,11 @@ proto-check: $(VENV)/.installed
 proto-lint:
 	@command -v npx >/dev/null || { echo "proto-lint needs npx (Node.js) for @bufbuild/buf"; exit 1; }
 	cd $(PROTO_DIR_ROOT) && npx --yes @bufbuild/buf@1.75.0 lint
+
+# `make setup` regenerates only when a .proto is newer than its generated module (output is identical
+# otherwise, so a fresh clone's checkout order does no harm).
+PROTO_GENERATED := $(patsubst protos/%.proto,gen/python/%_pb2.py,$(sort $(wildcard protos/inpaint/v1/*.proto)))
+SETUP_TARGETS += $(PROTO_GENERATED)
+
+gen/python/%_pb2.py: protos/%.proto | $(VENV)/.installed
+	$(PY) protos/generate.py
