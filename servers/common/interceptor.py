@@ -116,7 +116,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 code, detail = status_for(e), str(e)
                 await context.abort(code, detail)
             except asyncio.CancelledError:
-                code, detail = grpc.StatusCode.CANCELLED, "the call ended before the work finished"
+                # gRPC cancels the handler both when the caller cancels and when its deadline passes.
+                remaining = context.time_remaining()
+                expired = remaining is not None and remaining <= 0
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+                detail = "the call ended before the work finished"
                 raise
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN

@@ -8,6 +8,7 @@ Never log a secret or image bytes.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -39,12 +40,22 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class _DropShutdownCancellations(logging.Filter):
+    """grpc.aio logs an ERROR with a traceback for every streaming call (a health Watch) that the drain
+    ends; that is the drain working, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (record.name.startswith("grpc.") and cancelled)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route every logger to stderr as JSON lines. Idempotent."""
     root = logging.getLogger()
     root.setLevel(level.upper())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
+    handler.addFilter(_DropShutdownCancellations())
     root.handlers[:] = [handler]
 
 

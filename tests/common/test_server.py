@@ -197,6 +197,8 @@ def test_deadline_stops_the_work_between_steps(ready: InProcessServer) -> None:
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_until(lambda: ready.server.work.running == 0)
     assert ready.server.metrics.stopped_work._value.get() == 1
+    recorded = ready.server.metrics.requests.labels(method="/test.Fake/Run", code="DEADLINE_EXCEEDED")
+    wait_until(lambda: recorded._value.get() == 1)
     steps = ready.model.steps
     time.sleep(0.1)  # no step may happen after the stop
     assert ready.model.steps == steps
