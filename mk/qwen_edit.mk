@@ -7,7 +7,7 @@ QWEN_REAL := $(WEIGHTS_REAL)/qwen_image_edit
 
 SETUP_TARGETS += $(QWEN_VENV)/.installed
 
-.PHONY: qwen-edit-standin serve-qwen-edit test-qwen-edit bench-qwen-edit lock-qwen-edit
+.PHONY: qwen-edit-model qwen-edit-standin serve-qwen-edit test-qwen-edit bench-qwen-edit lock-qwen-edit
 
 # torch==2.13.0 resolves to the CPU wheel on this machine; GPU images install the CUDA build of it.
 $(QWEN_VENV)/.installed: pyproject.toml requirements/qwen_edit.lock
@@ -15,6 +15,10 @@ $(QWEN_VENV)/.installed: pyproject.toml requirements/qwen_edit.lock
 	$(QWEN_PY) -m pip install $(PIP_FLAGS) --upgrade "pip>=25"
 	$(QWEN_PY) -m pip install $(PIP_FLAGS) -c requirements/qwen_edit.lock -e ".[qwen-edit]"
 	touch $@
+
+# The real checkpoint (needs internet; fails with a clear message without it).
+qwen-edit-model: $(QWEN_VENV)/.installed
+	$(QWEN_PY) -m servers.qwen_edit.fetch --out $(QWEN_REAL)
 
 qwen-edit-standin: $(QWEN_VENV)/.installed
 	$(QWEN_PY) -m servers.qwen_edit.standin --out $(QWEN_STANDIN)
