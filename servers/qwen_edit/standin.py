@@ -170,6 +170,10 @@ def generate(out: Path, seed: int = 0) -> Path:
     index = json.loads(index_path.read_text())
     index["processor"] = ["transformers", "Qwen2VLProcessor"]
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    processor_config_path = out / "processor" / "processor_config.json"
+    processor_config = json.loads(processor_config_path.read_text())
+    processor_config["processor_class"] = "Qwen2VLProcessor"
+    processor_config_path.write_text(json.dumps(processor_config, indent=2) + "\n")
     marker = {
         "stand_in": True,
         "generator": "servers.qwen_edit.standin",
