@@ -80,6 +80,7 @@ class StackConfig:
     qwen_model: Path | None = None  # None: real weights if present, else the stand-in
     moondream_model: Path | None = None
     extra_orchestrator_args: tuple[str, ...] = ()
+    orchestrator_env: tuple[tuple[str, str], ...] = ()  # e.g. (("GEMINI_API_KEY", ...),) for tests
     ready_timeout_s: float = 600.0
 
 
@@ -166,6 +167,7 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
                     *orchestrator_small, *config.extra_orchestrator_args,
                 ],
                 f"grpc:127.0.0.1:{p.orchestrator}",
+                env=dict(config.orchestrator_env),
             )
         )  # fmt: skip
     return specs

@@ -212,12 +212,19 @@ class _Search(Generic[ImageT]):
     async def run_scorer(self, scorer: Scorer[ImageT], candidate: CandidateImage[ImageT]) -> list[ScoreRecord]:
         started = self.clock()
         error: str | None = None
+        remaining = self.remaining()
+        # The answer is due at the deadline: a scorer still busy then falls back, flagged.
+        budget = asyncio.timeout(None if remaining is None else max(remaining, 0.0))
         try:
-            answer = list(await scorer.score(candidate))
+            async with budget:
+                answer = list(await scorer.score(candidate))
         except Exception as exc:
             # One scorer failing must not sink the candidate: its signals fall back, flagged, below.
             answer = []
-            error = f"{scorer.name} failed: {type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError) and budget.expired():
+                error = f"{scorer.name} did not answer before the deadline"
+            else:
+                error = f"{scorer.name} failed: {type(exc).__name__}: {exc}"
             logger.warning(
                 "eacps scorer failed request_id=%s scorer=%s candidate=%s error=%s",
                 self.request.request_id,

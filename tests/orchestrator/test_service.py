@@ -1,0 +1,173 @@
+"""The public API end to end, against real local processes of every component."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import grpc
+import numpy as np
+import pytest
+from inpaint.v1 import inpaint_pb2
+from PIL import Image
+
+from orchestrator import sample_photos
+from tests.orchestrator.conftest import SECOND_MODEL, LiveStack, image, task_images
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def result(live: LiveStack) -> inpaint_pb2.InpaintResponse:
+    live.gemini.configure(not_found_models={"gemini-first"})  # the chain must move on to the next model
+    request = inpaint_pb2.InpaintRequest(request_id="unary-1", images=task_images(), return_candidate_images=True)
+    response: inpaint_pb2.InpaintResponse = live.stub().Inpaint(request, timeout=300)
+    return response
+
+
+def test_the_result_differs_from_the_init_image_only_inside_the_refined_mask(
+    result: inpaint_pb2.InpaintResponse,
+) -> None:
+    init = sample_photos.astronaut()
+    out = _decode(result.image.data)
+    refined = _decode(result.refined_mask.data)[..., 0] > 127
+    assert out.shape == init.shape
+    changed = (out != init).any(axis=2)
+    assert changed.any()
+    assert not (changed & ~refined).any()
+
+
+def test_every_candidate_is_in_the_ledger_and_the_best_wins(result: inpaint_pb2.InpaintResponse) -> None:
+    assert len(result.candidates) == 3 + 1 * 2  # k_global + m_global * k_local
+    ids = [c.candidate_id for c in result.candidates]
+    assert ids[0] == "g0" and result.candidates[0].mode == "raw_swap"
+    best = max(result.candidates, key=lambda c: c.potential)
+    assert result.best_candidate_id == best.candidate_id
+    locals_ = [c for c in result.candidates if c.stage == inpaint_pb2.STAGE_LOCAL]
+    assert len(locals_) == 2 and all(c.parent_id for c in locals_)
+    ledger = json.loads(result.ledger_json)
+    assert [c["candidate_id"] for c in ledger["candidates"]] == ids
+    assert {c.candidate_id for c in result.candidate_images} == set(ids)
+    assert "test-key" not in result.ledger_json
+
+
+def test_scores_carry_their_source_and_gemini_moved_to_the_next_model(
+    result: inpaint_pb2.InpaintResponse, live: LiveStack
+) -> None:
+    realism = [s for c in result.candidates for s in c.scores if s.signal == "realism"]
+    assert realism and all(s.source == f"gemini:{SECOND_MODEL}" and not s.fallback for s in realism)
+    assert "gemini-first" in live.gemini.models_called() and SECOND_MODEL in live.gemini.models_called()
+    for candidate in result.candidates:
+        signals = {s.signal for s in candidate.scores}
+        assert {"realism", "identity", "consistency", "identity_local", "consistency_local", "realism_local"} <= signals
+
+
+def test_stand_ins_and_timings_are_reported(result: inpaint_pb2.InpaintResponse) -> None:
+    assert {"triton:det_10g", "triton:inswapper_128", "qwen_edit"} <= set(result.stand_in_models)
+    assert {"face", "search", "generation", "total"} <= set(result.timings_seconds)
+    assert result.timings_seconds["total"] >= result.timings_seconds["face"]
+    assert result.mask_refinement.reason
+
+
+def test_a_repeated_request_id_returns_the_stored_result(live: LiveStack, result: inpaint_pb2.InpaintResponse) -> None:
+    request = inpaint_pb2.InpaintRequest(request_id="unary-1", images=task_images(), return_candidate_images=True)
+    again = live.stub().Inpaint(request, timeout=30)
+    assert again.replayed and not result.replayed
+    assert again.image.data == result.image.data and again.ledger_json == result.ledger_json
+
+
+def test_a_reused_request_id_with_another_request_is_refused(
+    live: LiveStack, result: inpaint_pb2.InpaintResponse
+) -> None:
+    request = inpaint_pb2.InpaintRequest(request_id="unary-1", task_id="71680285")
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in error.value.details()
+
+
+def test_streaming_sends_progress_then_the_result(live: LiveStack) -> None:
+    request = inpaint_pb2.InpaintRequest(request_id="stream-1", task_id="71680285")
+    messages = list(live.stub().StreamInpaint(inpaint_pb2.StreamInpaintRequest(request=request), timeout=300))
+    assert messages[-1].HasField("result") and all(m.HasField("progress") for m in messages[:-1])
+    kinds = [m.progress.kind for m in messages[:-1]]
+    assert kinds[0] == inpaint_pb2.PROGRESS_KIND_STAGE_STARTED and kinds[-1] == inpaint_pb2.PROGRESS_KIND_DONE
+    assert kinds.count(inpaint_pb2.PROGRESS_KIND_CANDIDATE_SCORED) == 5
+    scored = [m.progress.scored for m in messages[:-1]]
+    assert scored == sorted(scored)
+    assert messages[-1].result.best_candidate_id
+
+
+def test_the_same_request_and_seed_give_the_same_result(live: LiveStack, result: inpaint_pb2.InpaintResponse) -> None:
+    request = inpaint_pb2.InpaintRequest(request_id="unary-again", images=task_images())
+    again = live.stub().Inpaint(request, timeout=300)
+    assert again.image.data == result.image.data
+    assert [c.seed for c in again.candidates] == [c.seed for c in result.candidates]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda t: t.init_image.CopyFrom(image(b"not an image")), "init_image"),
+        (
+            lambda t: t.mask.CopyFrom(
+                image(sample_photos.encode_png(np.zeros((512, 512), bool))).__class__(
+                    data=sample_photos.encode_png(np.zeros((512, 512), np.uint8))
+                )
+            ),
+            "mask",
+        ),
+        (lambda t: t.mask.CopyFrom(image(sample_photos.encode_png(np.full((100, 100), 255, np.uint8)))), "mask"),
+        (lambda t: t.ClearField("character_image"), "images.character_image"),
+    ],
+    ids=["corrupt init", "empty mask", "mask of another size", "missing character"],
+)
+def test_bad_inputs_are_invalid_argument_naming_the_field(live: LiveStack, mutate, field) -> None:  # type: ignore[no-untyped-def]
+    images = task_images()
+    mutate(images)
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(inpaint_pb2.InpaintRequest(images=images), timeout=60)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith(field), error.value.details()
+
+
+@pytest.mark.parametrize("task_id", ["../etc", "a/b", "..", "nope-missing"])
+def test_task_ids_cannot_escape_the_store(live: LiveStack, task_id: str) -> None:
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(inpaint_pb2.InpaintRequest(task_id=task_id), timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("task_id")
+
+
+def test_a_bad_setting_names_the_field(live: LiveStack) -> None:
+    request = inpaint_pb2.InpaintRequest(
+        task_id="71680285", settings=inpaint_pb2.SearchSettings(m_global=9, k_global=2)
+    )
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "settings.m_global" in error.value.details()
+
+
+def test_no_face_in_the_character_is_failed_precondition(live: LiveStack) -> None:
+    images = task_images()
+    images.character_image.CopyFrom(image(sample_photos.encode_png(np.full((200, 200, 3), 128, np.uint8))))
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(inpaint_pb2.InpaintRequest(images=images), timeout=60)
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.value.details().startswith("character_image")
+
+
+def test_a_deadline_shorter_than_the_face_stage_is_deadline_exceeded(live: LiveStack) -> None:
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(inpaint_pb2.InpaintRequest(task_id="71680285"), timeout=0.05)
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_tight_deadline_returns_the_best_so_far_flagged(live: LiveStack) -> None:
+    response = live.stub().Inpaint(inpaint_pb2.InpaintRequest(task_id="71680285"), timeout=2.5)
+    assert response.degraded
+    assert response.best_candidate_id == "g0"
+    assert any("stage" in note for note in response.notes), response.notes
