@@ -28,7 +28,7 @@ def proto_files(protos: Path = PROTOS) -> list[Path]:
 
 def generate(out: Path, protos: Path = PROTOS) -> list[Path]:
     """Write the generated package under `out` (replacing what was generated before); return its files."""
-    from grpc_tools import protoc  # the main environment has it; imported late so --help works anywhere
+    from grpc_tools import protoc  # type: ignore[import-untyped]  # in the main environment; late so --help works anywhere
 
     target = out / PACKAGE
     target.mkdir(parents=True, exist_ok=True)
