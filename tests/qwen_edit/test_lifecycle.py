@@ -37,7 +37,7 @@ def test_sigterm_drains_in_flight_work_refuses_new_calls_and_exits(qwen_standin:
         statuses, _ = process.watch_health(SERVICE)
         wait_until(lambda: statuses[-1:] == [SERVING], 10, "the health watch to start")
         stub = qwen_edit_pb2_grpc.QwenEditServiceStub(process.channel())
-        in_flight = stub.Edit.future(edit_request(seeds=[1, 2], num_inference_steps=100), timeout=120)
+        in_flight = stub.Edit.future(edit_request(seeds=[1, 2], num_inference_steps=300), timeout=180)
         wait_until(lambda: metric(process, "qwen_edit_in_flight") == 1, 30, "the call to start")
 
         assert process.process is not None
