@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
-from orchestrator.search import Ledger
 
 THUMB = 256
 LABEL_HEIGHT = 58
 PAD = 8
 BEST = (40, 200, 80)
 DEGRADED = (230, 150, 30)
+SHORT = {"realism": "R", "identity": "I", "consistency": "C", "identity_local": "i", "consistency_local": "c"}
 
 
-def _label(record_scores: Mapping[str, float], potential: float | None) -> str:
-    short = {"realism": "R", "identity": "I", "consistency": "C", "identity_local": "i", "consistency_local": "c"}
-    parts = [f"{short.get(k, k[:2])} {v:.1f}" for k, v in record_scores.items() if k in short]
+def _label(scores: Mapping[str, float], potential: float | None) -> str:
+    parts = [f"{SHORT[k]} {v:.1f}" for k, v in scores.items() if k in SHORT]
     head = f"P {potential:.2f}" if potential is not None else "not scored"
     return head + "  " + "  ".join(parts)
 
 
 def contact_sheet(
-    ledger: Ledger, images: Mapping[str, np.ndarray], crop: tuple[slice, slice] | None = None
+    ledger: Mapping[str, Any], images: Mapping[str, np.ndarray], crop: tuple[slice, slice] | None = None
 ) -> np.ndarray:
-    """A grid of every candidate (cropped to `crop` if given), labelled id / stage / scores; best framed green."""
-    records = [r for r in ledger.candidates if r.candidate_id in images]
+    """A grid of every candidate (cropped to `crop` if given), labelled id / stage / scores; best framed green.
+
+    `ledger` is the ledger's JSON form (`Ledger.to_dict()`, or the public API's `ledger_json`).
+    """
+    records = [r for r in ledger["candidates"] if r["candidate_id"] in images]
+    best_id = ledger.get("best_id")
     columns = min(7, max(1, len(records)))
     rows = math.ceil(len(records) / columns) if records else 1
     cell_w, cell_h = THUMB + PAD, THUMB + LABEL_HEIGHT + PAD
@@ -36,22 +39,26 @@ def contact_sheet(
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=13)
     for index, record in enumerate(records):
-        image = images[record.candidate_id]
-        if crop is not None:
-            image = image[crop]
+        cid = record["candidate_id"]
+        image = images[cid] if crop is None else images[cid][crop]
         thumb = Image.fromarray(np.ascontiguousarray(image))
         thumb.thumbnail((THUMB, THUMB))
         x = PAD + (index % columns) * cell_w
         y = PAD + (index // columns) * cell_h
         sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
-        best = record.candidate_id == ledger.best_id
+        best = cid == best_id
         if best:
             draw.rectangle([x - 4, y - 4, x + THUMB + 3, y + THUMB + 3], outline=BEST, width=4)
-        scores = {s.signal: s.value for s in record.scores}
-        title = f"{record.candidate_id}  {record.stage}  seed {record.seed}" + ("  BEST" if best else "")
+        scores = {s["signal"]: s["value"] for s in record["scores"]}
+        title = f"{cid}  {record['stage']}  seed {record['seed']}" + ("  BEST" if best else "")
         draw.text((x, y + THUMB + 4), title, fill=BEST if best else (235, 235, 235), font=font)
-        colour = DEGRADED if record.any_fallback else (200, 200, 200)
-        draw.text((x, y + THUMB + 22), _label(scores, record.potential), fill=colour, font=font)
-        if record.any_fallback:
+        degraded = any(t["fallback"] or t["stood_in"] for t in record["potential_terms"])
+        draw.text(
+            (x, y + THUMB + 22),
+            _label(scores, record["potential"]),
+            fill=DEGRADED if degraded else (200, 200, 200),
+            font=font,
+        )
+        if degraded:
             draw.text((x, y + THUMB + 40), "fallback/stand-in signal", fill=DEGRADED, font=font)
     return np.asarray(sheet)

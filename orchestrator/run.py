@@ -109,10 +109,10 @@ def write_report(report: TaskReport) -> None:
         "ledger": report.ledger_dict,
     }
     (out / "ledger.json").write_text(json.dumps(document, indent=2) + "\n")
-    if report.ledger is not None and report.candidates:
+    if report.candidates:
         box = crop_box(report.refined_mask, 0.6)
         (out / "contact_sheet.png").write_bytes(
-            sample_photos.encode_png(contact_sheet(report.ledger, report.candidates, box.slices()))
+            sample_photos.encode_png(contact_sheet(report.ledger_dict, report.candidates, box.slices()))
         )
 
 

@@ -15,6 +15,7 @@ project's model repository. What the binary needs from its environment:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -27,8 +28,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class TritonStartError(RuntimeError):
@@ -102,6 +105,16 @@ def prepare_backends(venv: Path) -> Path:
     return backends
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, however it dies (SIGKILL included).
+
+    The server runs in a session of its own (so that stop() can signal it and its stubs together),
+    which also means nobody else would stop it if its launcher were killed.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def live_group_members(pgid: int) -> list[int]:
     """Processes of the group that are still running (zombies, already dead, are not counted)."""
     members = []
@@ -131,7 +144,7 @@ class TritonServer:
         self.config = config
         self.process: subprocess.Popen[bytes] | None = None
         self.shm_prefix = f"inpaint_triton_{os.getpid()}_{config.grpc_port}_"
-        self._log_handle: object | None = None
+        self._log_handle: IO[bytes] | None = None
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         c = self.config
@@ -170,11 +183,18 @@ class TritonServer:
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = log.open("wb")
-            out: int | object = self._log_handle
+            out: int | IO[bytes] = self._log_handle
         else:
             out = subprocess.DEVNULL
         # A new session, so that stop() can signal the server and every stub it spawned.
-        self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # type: ignore[arg-type]
+        self.process = subprocess.Popen(
+            args,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_terminate_with_parent,
+        )
         self.wait_ready()
         return self
 
@@ -238,7 +258,7 @@ class TritonServer:
             _wait_until_gone(self.process.pid, timeout_s=10.0)
         self.remove_shm_regions()
         if self._log_handle is not None:
-            self._log_handle.close()  # type: ignore[attr-defined]
+            self._log_handle.close()
             self._log_handle = None
 
     def shm_regions(self) -> list[Path]:
