@@ -12,7 +12,12 @@ What it gives a server:
   - `errors`: typed domain errors (`InvalidArgument(field, problem)`, `Unavailable`, ...), mapped to gRPC
     status codes in one place (`interceptor.ServiceInterceptor`, which also logs one JSON line per call
     with its request id and records request metrics);
-  - `logs`: JSON-line logging with the request id.
+  - `logs`: JSON-line logging with the request id;
+  - `images`: encoded images in and out (PNG/JPEG/WebP), errors naming the request field;
+  - `launcher`: start a server process, wait on its health check, read its metrics, SIGTERM it (tests, benches).
+
+Draining: SIGTERM (or `request_stop()`) turns health NOT_SERVING, refuses new model calls with UNAVAILABLE,
+waits up to `drain_grace_s` for the calls in flight, then ends what is left (health watches) and returns.
 
 How a server uses it (see `servers/qwen_edit/__main__.py`):
 
