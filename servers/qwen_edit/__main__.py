@@ -11,6 +11,7 @@ import sys
 
 from inpaint.v1 import qwen_edit_pb2_grpc
 
+from servers.common.config import ConfigError
 from servers.common.logs import configure_logging, fields
 from servers.common.server import ModelServer, run_server
 from servers.qwen_edit import config as qwen_config
@@ -23,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     config = qwen_config.load(sys.argv[1:] if argv is None else argv)
+    if config.max_concurrent != 1:
+        # One pipeline on one device: its modules, scheduler state and embedding cache are not thread-safe.
+        raise ConfigError(
+            f"max_concurrent: must be 1 (one generation at a time per device), got {config.max_concurrent}"
+        )
     configure_logging(config.log_level)
     server = ModelServer("qwen_edit", config)
     model = QwenEditModel(
