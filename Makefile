@@ -13,16 +13,19 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 SETUP_TARGETS := $(VENV)/.installed $(TRITON_VENV)/.installed
 -include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help setup standins models proto lint test demo bench lock clean
+.PHONY: help setup standins models proto lint test demo face-demo up down status e2e bench lock clean
 
 help:
-	@echo "make demo      run the face stage on a bundled photo pair (stand-ins unless 'make models' ran)"
+	@echo "make demo      bring the stack up, run one task on a bundled photo pair, write out/demo/, bring it down"
 	@echo "make test      every test, against real local server processes"
 	@echo "make setup     build every environment (idempotent)"
-	@echo "make models    download the real InsightFace weights (needs internet) and prepare triton_models/"
+	@echo "make up/down   start/stop Triton, Qwen-Edit, Moondream and the orchestrator on 127.0.0.1 (logs: runs/current/)"
+	@echo "make e2e       end-to-end checks (E2E_ORCHESTRATOR=host:port targets a running stack)"
+	@echo "make models    download the real weights (needs internet) and prepare triton_models/"
 	@echo "make standins  generate tiny random-weight stand-ins and prepare triton_models/ (offline)"
+	@echo "make face-demo the face stage alone (Triton only) on the bundled photo pair"
 	@echo "make lint      ruff and mypy"
-	@echo "make bench     run the benchmarks, results under bench/results/"
+	@echo "make bench     every benchmark: bench/results/latest.json and bench/results/SUMMARY.md"
 
 setup: $(SETUP_TARGETS)
 
@@ -65,10 +68,29 @@ test: setup triton_models/provenance.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup triton_models/provenance.json
+	$(PY) -m orchestrator.demo --out out/demo $(if $(DEVICE),--device $(DEVICE))
+
+face-demo: setup triton_models/provenance.json
 	$(PY) -m orchestrator.face_demo --out out/face_demo
+
+up: setup triton_models/provenance.json
+	$(PY) -m tools.stack up $(if $(DEVICE),--device $(DEVICE))
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m tools.stack down; fi
+
+status:
+	$(PY) -m tools.stack status
+
+e2e: setup triton_models/provenance.json
+	$(PY) -m tools.e2e $(if $(E2E_ORCHESTRATOR),--orchestrator $(E2E_ORCHESTRATOR)) --out out/e2e
 
 bench: setup triton_models/provenance.json
 	$(PY) -m bench.face_stage --out bench/results/face_stage.json
+	$(PY) -m bench.gemini_scoring
+	$(PY) -m bench.orchestrator --out bench/results/orchestrator.json
+	$(MAKE) --no-print-directory bench-qwen-edit bench-moondream
+	$(PY) -m bench.summary --results bench/results
 
 # Re-resolve and pin every environment (run after changing a dependency in pyproject.toml).
 lock:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
 import numpy as np
@@ -31,7 +31,8 @@ from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry
 from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.moondream_client import MoondreamJudge
 from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_scorer, local_scorer, moondream_scorer
-from orchestrator.search import GenerationMode, Ledger, ProgressCallback, Scorer, SearchRequest, run_search
+from orchestrator.search import Ledger, ProgressCallback, Scorer, SearchRequest, run_search
+from orchestrator.timing import WaitLog
 from tools.models.prepare import read_provenance
 
 log = logging.getLogger("orchestrator.pipeline")
@@ -161,6 +162,8 @@ class InpaintPipeline:
             scorers.append(moondream_scorer(self.judge, scoring))
         if self.gemini.has_key:
             scorers.append(gemini_scorer(self.gemini, request_id))
+        waits = WaitLog()
+        scorers = [replace(s, score=waits.timed("scoring", s.score)) for s in scorers]  # type: ignore[arg-type]
 
         result = await run_search(
             SearchRequest(
@@ -172,7 +175,7 @@ class InpaintPipeline:
                 deadline=deadline,
                 request_id=request_id,
             ),
-            generate=generator,
+            generate=waits.timed_stream("generation", generator),  # type: ignore[arg-type]
             scorers=scorers,
             on_event=on_event,
         )
@@ -191,13 +194,17 @@ class InpaintPipeline:
         notes += [f"fallback {text}" for text in fallbacks]
         if not face.mask.refined:
             notes.append(f"mask not refined: {face.mask.reason}")
-        generation = sum(
-            c.timings.generation_s for c in ledger.candidates if c.settings.mode != GenerationMode.RAW_SWAP
-        )
+        search_s = finished - face_done
+        waiting = waits.covered()
         timings = {
             "face": face_done - started,
-            "search": finished - face_done,
-            "generation": generation,
+            "search": search_s,
+            # Wall time spent waiting on the Qwen-Edit server, on scorers, and on either (they overlap).
+            "generation": waits.covered("generation"),
+            "scoring": waits.covered("scoring"),
+            "waiting": waiting,
+            # The orchestrator's own work during the search: blending, encoding, bookkeeping.
+            "overhead": max(search_s - waiting, 0.0),
             "total": finished - started,
             **{f"face.{k}": v for k, v in face.timings_s.items()},
         }

@@ -19,7 +19,7 @@ class MoondreamServerConfig(ServerConfig):
     """Moondream server: identity and consistency questions about one image at a time."""
 
     port: int = 50052
-    metrics_port: int = 9465
+    metrics_port: int = 9462
     # Questions are short; many callers may queue behind one model.
     max_queue: int = 32
     # "moondream2" (remote code, pinned revision) or "transformers-vlm" (any AutoModelForImageTextToText).

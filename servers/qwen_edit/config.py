@@ -16,7 +16,7 @@ ENV_PREFIX = "QWEN_EDIT_"
 class QwenEditConfig(ServerConfig):
     """Qwen-Image-Edit gRPC server."""
 
-    port: int = 50061
+    port: int = 50051
     metrics_port: int = 9461
     # A local diffusers checkpoint (the real Qwen-Image-Edit, or a stand-in from servers.qwen_edit.standin).
     model_dir: Path = Path("models/real/qwen_image_edit")

@@ -85,7 +85,7 @@ def test_a_reused_request_id_with_another_request_is_refused(
     with pytest.raises(grpc.RpcError) as error:
         live.stub().Inpaint(request, timeout=30)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "request_id" in error.value.details()
+    assert "request_id" in (error.value.details() or "")
 
 
 def test_streaming_sends_progress_then_the_result(live: LiveStack) -> None:
@@ -130,7 +130,7 @@ def test_bad_inputs_are_invalid_argument_naming_the_field(live: LiveStack, mutat
     with pytest.raises(grpc.RpcError) as error:
         live.stub().Inpaint(inpaint_pb2.InpaintRequest(images=images), timeout=60)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.value.details().startswith(field), error.value.details()
+    assert (error.value.details() or "").startswith(field), error.value.details() or ""
 
 
 @pytest.mark.parametrize("task_id", ["../etc", "a/b", "..", "nope-missing"])
@@ -138,7 +138,7 @@ def test_task_ids_cannot_escape_the_store(live: LiveStack, task_id: str) -> None
     with pytest.raises(grpc.RpcError) as error:
         live.stub().Inpaint(inpaint_pb2.InpaintRequest(task_id=task_id), timeout=30)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.value.details().startswith("task_id")
+    assert (error.value.details() or "").startswith("task_id")
 
 
 def test_a_bad_setting_names_the_field(live: LiveStack) -> None:
@@ -148,7 +148,7 @@ def test_a_bad_setting_names_the_field(live: LiveStack) -> None:
     with pytest.raises(grpc.RpcError) as error:
         live.stub().Inpaint(request, timeout=30)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "settings.m_global" in error.value.details()
+    assert "settings.m_global" in (error.value.details() or "")
 
 
 def test_no_face_in_the_character_is_failed_precondition(live: LiveStack) -> None:
@@ -157,7 +157,7 @@ def test_no_face_in_the_character_is_failed_precondition(live: LiveStack) -> Non
     with pytest.raises(grpc.RpcError) as error:
         live.stub().Inpaint(inpaint_pb2.InpaintRequest(images=images), timeout=60)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.value.details().startswith("character_image")
+    assert (error.value.details() or "").startswith("character_image")
 
 
 def test_a_deadline_shorter_than_the_face_stage_is_deadline_exceeded(live: LiveStack) -> None:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-from orchestrator.search import CandidateImage, Scorer, SearchConfig, SearchRequest, SignalScore, run_search
+from orchestrator.search import (
+    CandidateImage,
+    GenerationMode,
+    Scorer,
+    SearchConfig,
+    SearchRequest,
+    SignalScore,
+    run_search,
+)
 from orchestrator.search.signals import REALISM
-from tests.fakes.eacps import FakeGenerator, FakeImage, GenerationMode, table_scorer
+from tests.fakes.eacps import FakeGenerator, FakeImage, table_scorer
 
 
 def test_a_scorer_that_hangs_past_the_deadline_falls_back_flagged() -> None:
