@@ -81,3 +81,19 @@ def test_cli_names_the_bad_input_before_starting_anything(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert "init_image: is not a decodable image" in done.stderr
     assert "starting the model servers" not in done.stderr
+
+
+def test_the_readme_client_example_runs(live: LiveStack, tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    for name, array in (
+        ("photo.jpg", sample_photos.astronaut()),
+        ("mask.png", sample_photos.astronaut_face_mask()),
+        ("face.jpg", sample_photos.tom_hanks()),
+    ):
+        (tmp_path / name).write_bytes(sample_photos.encode_png(array))  # PNG bytes: the service sniffs the format
+    code = code.replace("127.0.0.1:50050", live.address)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "result.png").stat().st_size > 1000
+    assert "PROGRESS_KIND" in done.stdout or "/" in done.stdout
