@@ -58,6 +58,7 @@ class TritonModels:
             channel_args=[
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.lb_policy_name", "round_robin"),
             ],
         )
         self._metadata: dict[str, Any] = {}

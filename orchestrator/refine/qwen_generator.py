@@ -101,6 +101,8 @@ class QwenEditGenerator:
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # With a dns:/// target naming a headless Service, spread calls over every replica.
+                ("grpc.lb_policy_name", "round_robin"),
             ],
         )
 

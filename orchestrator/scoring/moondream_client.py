@@ -127,6 +127,8 @@ class MoondreamJudge:
             options=[
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                # With a dns:/// target naming a headless Service, spread calls over every replica.
+                ("grpc.lb_policy_name", "round_robin"),
             ],
         )
         self._stub = moondream_pb2_grpc.MoondreamServiceStub(self._channel)
