@@ -22,13 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 from inpaint.v1 import moondream_pb2, moondream_pb2_grpc
 
 from orchestrator import sample_photos
 from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, encode_png, identity_queries
-from servers.moondream.launcher import CHANNEL_OPTIONS, MoondreamProcessConfig, MoondreamServerProcess
+from servers.moondream.launcher import MoondreamProcessConfig, MoondreamServerProcess
 
 QUESTIONS = [f"Question {i}: how realistic is the skin texture of this face?" for i in range(64)]
 
@@ -180,9 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             label: run_server(args.model_dir, Path(logs), size, args.torch_threads)
             for label, size in (("cache_on", 64), ("cache_off", 0))
         }
-        channels = {label: grpc.insecure_channel(s.target, options=CHANNEL_OPTIONS) for label, s in servers.items()}
         try:
-            stubs = {label: moondream_pb2_grpc.MoondreamServiceStub(c) for label, c in channels.items()}
+            stubs = {label: moondream_pb2_grpc.MoondreamServiceStub(s.channel()) for label, s in servers.items()}
             probe = stubs["cache_on"].Query(moondream_pb2.QueryRequest(image=encode_png(face), question="?"))
             results["model"] = {
                 "name": probe.model.name,
@@ -217,8 +215,6 @@ def main(argv: list[str] | None = None) -> None:
                 for name, by_callers in thru.items()
             }
         finally:
-            for channel in channels.values():
-                channel.close()
             for server in servers.values():
                 server.stop()
 

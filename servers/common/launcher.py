@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -107,7 +107,7 @@ class ModelServerProcess:
             *c.args,
         ]
 
-    def start(self, *, wait: bool = True) -> ModelServerProcess:
+    def start(self, *, wait: bool = True) -> Self:
         c = self.config
         if not Path(c.python).exists():
             raise ServerStartError(f"{c.python} not found: run `make setup`")
@@ -209,8 +209,8 @@ class ModelServerProcess:
             return "(no log file)"
         return log.read_text(errors="replace")[-chars:]
 
-    def __enter__(self) -> ModelServerProcess:
-        return self.start()
+    def __enter__(self) -> Self:
+        return self.start() if self.process is None else self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()

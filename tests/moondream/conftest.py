@@ -12,20 +12,14 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 from inpaint.v1 import image_pb2, moondream_pb2_grpc
 from PIL import Image
 
 from orchestrator import sample_photos
-from servers.moondream.launcher import (
-    CHANNEL_OPTIONS,
-    DEFAULT_PYTHON,
-    REPO_ROOT,
-    MoondreamProcessConfig,
-    MoondreamServerProcess,
-)
+from servers.common.launcher import REPO_ROOT
+from servers.moondream.launcher import DEFAULT_PYTHON, MoondreamProcessConfig, MoondreamServerProcess
 
 STANDIN_DIR = REPO_ROOT / "models" / "standins" / "moondream"
 FINGERPRINT_FILE = "GENERATOR_SHA256"
@@ -77,10 +71,9 @@ def moondream_server(
 
 
 @pytest.fixture(scope="session")
-def moondream_stub(moondream_server: MoondreamServerProcess) -> Iterator[moondream_pb2_grpc.MoondreamServiceStub]:
-    channel = grpc.insecure_channel(moondream_server.target, options=CHANNEL_OPTIONS)
-    yield moondream_pb2_grpc.MoondreamServiceStub(channel)
-    channel.close()
+def moondream_stub(moondream_server: MoondreamServerProcess) -> moondream_pb2_grpc.MoondreamServiceStub:
+    # The server's own channel, closed by its stop().
+    return moondream_pb2_grpc.MoondreamServiceStub(moondream_server.channel())
 
 
 def png(image: np.ndarray) -> image_pb2.Image:

@@ -13,7 +13,8 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from inpaint.v1 import moondream_pb2, moondream_pb2_grpc
 
-from servers.moondream.launcher import CHANNEL_OPTIONS, NOT_SERVING, SERVING, MoondreamServerProcess
+from servers.common.launcher import NOT_SERVING, SERVING
+from servers.moondream.launcher import MoondreamServerProcess
 from tests.moondream.conftest import png, start_server
 
 
@@ -49,7 +50,7 @@ def test_health_serving_after_load_then_sigterm_drains(
         seen = server.wait_for_status(SERVING)
         assert seen == [NOT_SERVING, SERVING]
 
-        channel = grpc.insecure_channel(server.target, options=CHANNEL_OPTIONS)
+        channel = server.channel()
         stub = moondream_pb2_grpc.MoondreamServiceStub(channel)
         long_request = moondream_pb2.QueryRequest(
             image=png(face_photo), question="Describe everything.", max_new_tokens=300
@@ -69,7 +70,6 @@ def test_health_serving_after_load_then_sigterm_drains(
         assert response.model.standin
         # ... and the process exits cleanly once it has.
         assert server.process.wait(timeout=60) == 0
-        channel.close()
 
         events = {event["event"]: event for event in log_events(tmp_path / "moondream.log")}
         assert events["draining"]["running"] + events["draining"]["waiting"] == 1
@@ -84,7 +84,7 @@ def test_new_calls_during_the_drain_are_refused(
 ) -> None:
     server = start_server(moondream_standin, tmp_path)
     try:
-        channel = grpc.insecure_channel(server.target, options=CHANNEL_OPTIONS)
+        channel = server.channel()
         stub = moondream_pb2_grpc.MoondreamServiceStub(channel)
         long_request = moondream_pb2.QueryRequest(
             image=png(face_photo), question="Describe everything.", max_new_tokens=300
@@ -105,6 +105,5 @@ def test_new_calls_during_the_drain_are_refused(
         assert refused == grpc.StatusCode.UNAVAILABLE
         assert in_flight.result().model.standin
         assert server.process.wait(timeout=60) == 0
-        channel.close()
     finally:
         server.stop()

@@ -9,15 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 from inpaint.v1 import moondream_pb2, moondream_pb2_grpc
 
+from servers.common.launcher import REPO_ROOT
 from servers.moondream.launcher import (
-    CHANNEL_OPTIONS,
     DEFAULT_PYTHON,
-    REPO_ROOT,
     MoondreamProcessConfig,
     MoondreamServerProcess,
     MoondreamStartError,
@@ -60,8 +58,8 @@ def moondream2_server(model_dir: Path, log_dir: Path, modules_cache: Path, *args
 @pytest.fixture(scope="module")
 def server(fake_snapshot: Path, modules_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     process = moondream2_server(fake_snapshot, tmp_path_factory.mktemp("logs"), modules_cache, "--min-answer-mass", "0")
-    with process, grpc.insecure_channel(process.target, options=CHANNEL_OPTIONS) as channel:
-        yield process, moondream_pb2_grpc.MoondreamServiceStub(channel)
+    with process:
+        yield process, moondream_pb2_grpc.MoondreamServiceStub(process.channel())
 
 
 def test_loads_offline_with_the_local_tokenizer_and_caches_encodings(server: Any, fresh_photo: np.ndarray) -> None:

@@ -13,7 +13,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from inpaint.v1 import image_pb2, moondream_pb2
 
-from servers.moondream.launcher import CHANNEL_OPTIONS, MoondreamServerProcess
+from servers.moondream.launcher import MoondreamServerProcess
 from servers.moondream.scoring import FALLBACK_SCORE, parse_score_text
 from tests.moondream.conftest import png
 
@@ -200,10 +200,9 @@ def test_more_callers_than_the_queue_holds_get_resource_exhausted(moondream_stub
 
 
 def test_reflection_lists_the_service(moondream_server: MoondreamServerProcess) -> None:
-    with grpc.insecure_channel(moondream_server.target, options=CHANNEL_OPTIONS) as channel:
-        stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
-        services = {s.name for response in responses for s in response.list_services_response.service}
+    stub: Any = reflection_pb2_grpc.ServerReflectionStub(moondream_server.channel())
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    services = {s.name for response in responses for s in response.list_services_response.service}
     assert {"inpaint.v1.MoondreamService", "grpc.health.v1.Health"} <= services
 
 
