@@ -37,6 +37,7 @@ class OrchestratorConfig(ServerConfig):
     triton_url: str = "127.0.0.1:8001"
     triton_timeout_s: float = 30.0
     triton_wait_s: float = 600.0  # how long the service waits for Triton's models at start-up
+    probe_wait_s: float = 120.0  # how long it waits for the other model servers to answer a warm-up
     triton_repository: Path | None = None  # a local model repository, read to report stand-ins
     qwen_edit_target: str = "127.0.0.1:50051"
     qwen_edit_timeout_s: float = 600.0

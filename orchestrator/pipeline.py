@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 import numpy as np
+from inpaint.v1 import qwen_edit_pb2, qwen_edit_pb2_grpc
 
 from orchestrator.config import OrchestratorConfig, RequestSettings
 from orchestrator.errors import InpaintError
@@ -27,7 +28,7 @@ from orchestrator.faces.triton_client import TritonModels
 from orchestrator.imaging.decode import decode_image, decode_mask
 from orchestrator.imaging.masks import MaskRefinement
 from orchestrator.refine.crop import crop_box
-from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry
+from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry, encode_png
 from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.moondream_client import MoondreamJudge
 from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_scorer, local_scorer, moondream_scorer
@@ -112,6 +113,44 @@ class InpaintPipeline:
         """Raise ModelUnavailableError when Triton's face models are not ready (the one hard dependency)."""
         self.triton.check_ready()
         _ = self.analyzer
+
+    async def probe_models(self, wait_s: float = 120.0) -> dict[str, str]:
+        """Ask each model server once (a tiny request) what it serves: real weights or a stand-in.
+
+        Doubles as a warm-up. A server that does not answer is reported, not fatal: tasks then run
+        degraded until it is back.
+        """
+        found = {name: "stand-in" for name in self.triton_standins}
+        if not self.triton_standins and self.config.triton_repository is not None:
+            found["triton"] = "real weights"
+        probe = np.full((32, 32, 3), 128, np.uint8)
+        deadline = time.monotonic() + wait_s
+        edit = qwen_edit_pb2.EditRequest(
+            image=encode_png(probe), prompt="warm-up", num_inference_steps=1, true_cfg_scale=1.0,
+            width=32, height=32, seeds=[0],
+        )  # fmt: skip
+        stub = qwen_edit_pb2_grpc.QwenEditServiceStub(self._channel())
+        while True:  # a model server may still be loading: UNAVAILABLE until it is ready
+            try:
+                answer = await stub.Edit(edit, timeout=120)
+                found["qwen_edit"] = f"stand-in ({answer.model})" if answer.stand_in else f"real ({answer.model})"
+                break
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    found["qwen_edit"] = f"unavailable ({error.code().name})"
+                    break
+                await asyncio.sleep(1.0)
+        while self.judge is not None:
+            parts, standin = await asyncio.to_thread(self.judge.score, [(probe, "warm-up: rate 0 to 10")])
+            failed = bool(parts) and parts[0].method == "fallback" and "call failed" in parts[0].reason
+            if not failed:
+                found["moondream"] = "stand-in" if standin else "real"
+                break
+            if time.monotonic() > deadline:
+                found["moondream"] = f"unavailable ({parts[0].reason})"
+                break
+            await asyncio.sleep(1.0)
+        return found
 
     @property
     def analyzer(self) -> FaceAnalyzer:
@@ -203,8 +242,9 @@ class InpaintPipeline:
             "generation": waits.covered("generation"),
             "scoring": waits.covered("scoring"),
             "waiting": waiting,
-            # The orchestrator's own work during the search: blending, encoding, bookkeeping.
-            "overhead": max(search_s - waiting, 0.0),
+            # The orchestrator's own work during the search: decoding and blending every edited crop
+            # (which overlaps the waiting above, so this bounds the latency it adds) plus bookkeeping.
+            "overhead": max(search_s - waiting, 0.0) + generator.own_work_s,
             "total": finished - started,
             **{f"face.{k}": v for k, v in face.timings_s.items()},
         }

@@ -30,7 +30,7 @@ from servers.common import errors as service_errors
 from servers.common.config import load_config
 from servers.common.interceptor import status_for
 from servers.common.logs import configure_logging, fields
-from servers.common.server import ModelServer, run_server
+from servers.common.server import ModelServer
 
 SERVICE_NAME = "inpaint.v1.InpaintService"
 
@@ -238,7 +238,18 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
 
-    run_server(server, load)
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+
+        def load_then_probe() -> None:
+            load()
+            # Which weights serve this stack, in the start-up log (the aio channels live on the loop).
+            models = asyncio.run_coroutine_threadsafe(pipeline.probe_models(config.probe_wait_s), loop).result()
+            server.log.info("models", extra=fields(**models))
+
+        await server.serve(load_then_probe)
+
+    asyncio.run(serve())
     return 0
 
 

@@ -88,6 +88,7 @@ class QwenEditGenerator:
         self.settings = settings
         self.task = task
         self.standin: bool | None = None  # learnt from the first response
+        self.own_work_s = 0.0  # time spent here decoding, putting back and blending edited crops
         size = settings.working_size
         self._raw_crop = extract(task.raw_swap, task.box, size)
         self._mask_crop = (
@@ -173,7 +174,9 @@ class QwenEditGenerator:
             edited = by_seed.get(member.seed)
             if edited is None:
                 raise EditFailedError(f"qwen-edit returned no image for seed {member.seed}")
+            work_started = time.perf_counter()
             candidate = await asyncio.to_thread(self._candidate, decode(edited.image))
+            self.own_work_s += time.perf_counter() - work_started
             out.append(
                 GeneratedImage(
                     candidate_id=member.candidate_id,
