@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--device", default="cpu", help="device of the model servers: cpu or cuda:N")
     parser.add_argument("--no-orchestrator", action="store_true")
+    parser.add_argument("--free-ports", action="store_true", help="any free ports instead of the documented ones")
     args = parser.parse_args(argv)
     if args.command == "up":
         run_dir = args.run_dir or RUNS / time.strftime("%Y%m%d-%H%M%S")
@@ -312,12 +313,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: a stack is already running ({current.resolve()}); run `make down` first", file=sys.stderr)
             return 1
         print(f"starting the stack; logs in {run_dir}/", flush=True)
+        ports = Ports.free() if args.free_ports else Ports()
         try:
-            Stack(run_dir, StackConfig(device=args.device, orchestrator=not args.no_orchestrator)).up()
+            Stack(run_dir, StackConfig(ports=ports, device=args.device, orchestrator=not args.no_orchestrator)).up()
         except (StackError, subprocess.CalledProcessError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        print(f"stack up: orchestrator on 127.0.0.1:{Ports().orchestrator}; `make down` stops it", flush=True)
+        print(f"stack up: orchestrator on 127.0.0.1:{ports.orchestrator}; `make down` stops it", flush=True)
         return 0
     run_dir = args.run_dir or RUNS / "current"
     if not (run_dir / "stack.json").exists():
@@ -325,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command == "down" else 1
     stack = Stack.load(run_dir)
     if args.command == "status":
+        if not stack.started:
+            print(f"nothing running from {run_dir.resolve()}")
         for service in stack.started:
             alive = bool(live_group_members(service.pid))
             state = ("healthy" if healthy(service.health) else "running, not healthy") if alive else "stopped"
