@@ -83,7 +83,7 @@ status:
 	$(PY) -m tools.stack status
 
 e2e: setup triton_models/provenance.json
-	$(PY) -m tools.e2e $(if $(E2E_ORCHESTRATOR),--orchestrator $(E2E_ORCHESTRATOR)) --out out/e2e
+	$(PY) -m tools.e2e $(if $(E2E_ORCHESTRATOR),--orchestrator $(E2E_ORCHESTRATOR)) $(if $(DEVICE),--device $(DEVICE)) --out out/e2e
 
 bench: setup triton_models/provenance.json
 	$(PY) -m bench.face_stage --out bench/results/face_stage.json

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
+from typing import Any
 
 import numpy as np
 from inpaint.v1 import image_pb2, inpaint_pb2
@@ -42,23 +44,35 @@ def fingerprint(request: inpaint_pb2.InpaintRequest) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
-def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:
-    def opt(name: str) -> object:
-        return getattr(settings, name) if settings.HasField(name) else None
+# What one request may ask for: bounds that keep a request from monopolising the model servers or the
+# orchestrator's memory. (low, high), inclusive.
+SETTING_BOUNDS: dict[str, tuple[float, float]] = {
+    "k_global": (1, 32),
+    "m_global": (0, 8),
+    "k_local": (0, 16),
+    "weight_consistency": (0.0, 100.0),
+    "weight_realism": (0.0, 100.0),
+    "weight_identity": (0.0, 100.0),
+    "num_inference_steps": (1, 100),
+    "true_cfg_scale": (1.0, 20.0),
+    "feather_px": (0.5, 256.0),
+    "erosion_px": (0, 64),
+}
 
-    return RequestSettings(
-        k_global=opt("k_global"),  # type: ignore[arg-type]
-        m_global=opt("m_global"),  # type: ignore[arg-type]
-        k_local=opt("k_local"),  # type: ignore[arg-type]
-        weight_consistency=opt("weight_consistency"),  # type: ignore[arg-type]
-        weight_realism=opt("weight_realism"),  # type: ignore[arg-type]
-        weight_identity=opt("weight_identity"),  # type: ignore[arg-type]
-        num_inference_steps=opt("num_inference_steps"),  # type: ignore[arg-type]
-        true_cfg_scale=opt("true_cfg_scale"),  # type: ignore[arg-type]
-        feather_px=opt("feather_px"),  # type: ignore[arg-type]
-        erosion_px=opt("erosion_px"),  # type: ignore[arg-type]
-        seed=settings.seed if settings.HasField("seed") else 0,
-    )
+
+def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:
+    """The request's overrides, each checked against SETTING_BOUNDS (InvalidInputError names the field)."""
+    values: dict[str, Any] = {}
+    for name, (low, high) in SETTING_BOUNDS.items():
+        if not settings.HasField(name):
+            continue
+        value = getattr(settings, name)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise InvalidInputError(f"settings.{name}", f"must be within {low}..{high}, got {value}")
+        values[name] = value
+    if "m_global" in values and values["m_global"] > values.get("k_global", SETTING_BOUNDS["k_global"][1]):
+        raise InvalidInputError("settings.m_global", f"must be at most k_global, got {values['m_global']}")
+    return RequestSettings(**values, seed=settings.seed if settings.HasField("seed") else 0)
 
 
 def png(image: np.ndarray) -> image_pb2.Image:

@@ -77,7 +77,8 @@ class OrchestratorConfig(ServerConfig):
     max_image_pixels: int = 40_000_000
     # Requests.
     task_store: Path = Path("tasks")
-    result_cache_size: int = 128  # finished results kept for request_id replays
+    result_cache_size: int = 32  # finished results kept for request_id replays (without candidate images)
+    worker_threads: int = 32  # threads for blocking work (Triton and Moondream calls, image work)
     default_deadline_s: float = 1800.0  # when the caller sets none
 
     def search_config(self) -> SearchConfig:

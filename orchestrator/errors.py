@@ -24,6 +24,10 @@ class NoFaceError(InpaintError):
         super().__init__(f"{image}: {detail}")
 
 
+class DeadlineExceededError(InpaintError):
+    """The request's deadline passed before there was any result to return. Maps to DEADLINE_EXCEEDED."""
+
+
 class ModelUnavailableError(InpaintError):
     """A model server cannot be reached or failed. Maps to UNAVAILABLE."""
 

@@ -21,10 +21,10 @@ import numpy as np
 from inpaint.v1 import qwen_edit_pb2, qwen_edit_pb2_grpc
 
 from orchestrator.config import OrchestratorConfig, RequestSettings
-from orchestrator.errors import InpaintError
+from orchestrator.errors import DeadlineExceededError
 from orchestrator.faces.analysis import FaceAnalyzer
 from orchestrator.faces.stage import FaceStage
-from orchestrator.faces.triton_client import TritonModels
+from orchestrator.faces.triton_client import TritonModels, request_deadline
 from orchestrator.imaging.decode import decode_image, decode_mask
 from orchestrator.imaging.masks import MaskRefinement
 from orchestrator.refine.crop import crop_box
@@ -37,10 +37,6 @@ from orchestrator.timing import WaitLog
 from tools.models.prepare import read_provenance
 
 log = logging.getLogger("orchestrator.pipeline")
-
-
-class DeadlineExceededError(InpaintError):
-    """The request's deadline passed before there was any result to return."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +170,21 @@ class InpaintPipeline:
         # The search must answer (with the best so far) before the caller gives up: keep a margin
         # for blending, encoding and the response's trip back.
         deadline = started + budget - min(max(1.0, 0.05 * budget), 30.0)
-        search_config = config.search_config()
 
+        with request_deadline(deadline):
+            return await self._run(task, settings, config, request_id, started, deadline, on_event)
+
+    async def _run(
+        self,
+        task: TaskInput,
+        settings: RequestSettings,
+        config: OrchestratorConfig,
+        request_id: str,
+        started: float,
+        deadline: float,
+        on_event: ProgressCallback | None,
+    ) -> InpaintOutcome:
+        search_config = config.search_config()
         stage = FaceStage(self.analyzer, config.face_stage_config(), standin=bool(self.triton_standins))
         face = await asyncio.to_thread(stage.run, task.init, task.mask, task.character)
         face_done = time.monotonic()

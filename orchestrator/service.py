@@ -14,7 +14,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -22,17 +23,19 @@ from inpaint.v1 import inpaint_pb2, inpaint_pb2_grpc
 
 from orchestrator import api
 from orchestrator.config import ENV_PREFIX, OrchestratorConfig
-from orchestrator.errors import InvalidInputError, ModelUnavailableError, NoFaceError
-from orchestrator.pipeline import DeadlineExceededError, InpaintPipeline, decode_task
+from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
+from orchestrator.pipeline import InpaintPipeline, decode_task
 from orchestrator.search import ProgressEvent, SearchConfigError
 from orchestrator.tasks import TaskStore
 from servers.common import errors as service_errors
 from servers.common.config import load_config
 from servers.common.interceptor import status_for
 from servers.common.logs import configure_logging, fields
+from servers.common.metrics import ServerMetrics
 from servers.common.server import ModelServer
 
 SERVICE_NAME = "inpaint.v1.InpaintService"
+T = TypeVar("T")
 
 
 def to_service_error(error: Exception) -> service_errors.ServiceError:
@@ -53,26 +56,48 @@ def to_service_error(error: Exception) -> service_errors.ServiceError:
 
 
 class Admission:
-    """At most `max_concurrent` tasks run, `max_queue` wait; beyond that RESOURCE_EXHAUSTED."""
+    """At most `max_concurrent` tasks run, `max_queue` wait; beyond that RESOURCE_EXHAUSTED.
 
-    def __init__(self, max_concurrent: int, max_queue: int) -> None:
+    The model servers' WorkQueue runs blocking work in threads; a task here is a coroutine, so this is
+    its asyncio counterpart, publishing the same metrics (queue depth, in flight, rejected) that the
+    autoscaler reads.
+    """
+
+    def __init__(self, max_concurrent: int, max_queue: int, metrics: ServerMetrics | None = None) -> None:
         self._slots = asyncio.Semaphore(max_concurrent)
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
-        self.admitted = 0
+        self.waiting = 0
+        self.running = 0
+        self._metrics = metrics
 
-    async def run(self, work: Callable[[], Awaitable[Any]]) -> Any:
-        if self.admitted >= self.max_concurrent + self.max_queue:
+    def _publish(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_depth.set(self.waiting)
+            self._metrics.in_flight.set(self.running)
+
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        if self.waiting + self.running >= self.max_concurrent + self.max_queue:
+            if self._metrics is not None:
+                self._metrics.rejected.inc()
             raise service_errors.ResourceExhausted(
-                f"the orchestrator is busy: {self.admitted} tasks admitted (max {self.max_concurrent} running "
-                f"+ {self.max_queue} waiting)"
+                f"the orchestrator is busy: {self.running} running and {self.waiting} waiting "
+                f"(max {self.max_concurrent} + {self.max_queue})"
             )
-        self.admitted += 1
+        self.waiting += 1
+        self._publish()
         try:
-            async with self._slots:
-                return await work()
+            await self._slots.acquire()
         finally:
-            self.admitted -= 1
+            self.waiting -= 1
+        self.running += 1
+        self._publish()
+        try:
+            return await work()
+        finally:
+            self.running -= 1
+            self._slots.release()
+            self._publish()
 
 
 class ResultCache:
@@ -117,7 +142,12 @@ class ResultCache:
         finally:
             self._running.pop(request_id, None)
         future.set_result(response)
-        self._done[request_id] = (fingerprint, response)
+        # Kept for replays without the candidates' images (several MB each): the final image, the
+        # mask and the ledger are what a retry needs.
+        kept = inpaint_pb2.InpaintResponse()
+        kept.CopyFrom(response)
+        kept.ClearField("candidate_images")
+        self._done[request_id] = (fingerprint, kept)
         while len(self._done) > self.size:
             self._done.popitem(last=False)
         return response
@@ -129,7 +159,7 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
         self.config = config
         self.pipeline = pipeline
         self.tasks = TaskStore(config.task_store)
-        self.admission = Admission(config.max_concurrent, config.max_queue)
+        self.admission = Admission(config.max_concurrent, config.max_queue, server.metrics)
         self.results = ResultCache(config.result_cache_size)
 
     def _images(self, request: inpaint_pb2.InpaintRequest) -> tuple[bytes, bytes, bytes]:
@@ -173,7 +203,8 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
             return await asyncio.to_thread(api.response, outcome, request.return_candidate_images)
 
         try:
-            return await self.admission.run(lambda: self.results.run(request_id, api.fingerprint(request), work))  # type: ignore[no-any-return]
+            # Replays are answered before admission: they need no slot and must not be refused for load.
+            return await self.results.run(request_id, api.fingerprint(request), lambda: self.admission.run(work))
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -241,12 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
 
-        def load_then_probe() -> None:
-            load()
-            # Which weights serve this stack, in the start-up log (the aio channels live on the loop).
-            models = asyncio.run_coroutine_threadsafe(pipeline.probe_models(config.probe_wait_s), loop).result()
+        async def probe() -> None:
+            models = await pipeline.probe_models(config.probe_wait_s)
             server.log.info("models", extra=fields(**models))
 
+        def load_then_probe() -> None:
+            load()
+            # Which weights serve this stack, in the start-up log; in the background, because only
+            # Triton is needed to serve (the other servers degrade the result when missing).
+            asyncio.run_coroutine_threadsafe(probe(), loop)
+
+        # Blocking calls (Triton, Moondream, image work) run in threads: enough of them that a slow
+        # dependency cannot starve the rest.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="work"))
         await server.serve(load_then_probe)
 
     asyncio.run(serve())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from servers.triton.launcher import live_group_members
@@ -30,11 +32,24 @@ def test_up_status_down(tmp_path: Path) -> None:
         for name in names:
             assert (run_dir / f"{name}.log").is_file(), "every service logs into the run folder"
         status = _stack("status", "--run-dir", str(run_dir))
-        assert status.stdout.count("healthy") == 4, status.stdout
-        # The orchestrator's start-up log says which models are stand-ins.
-        assert '"event": "models"' in (run_dir / "orchestrator.log").read_text()
+        states = [line.split()[3] for line in status.stdout.splitlines()]
+        assert states == ["healthy"] * 4, status.stdout
+        # The orchestrator's start-up log says which models are stand-ins (its probe runs once it serves).
+        log = run_dir / "orchestrator.log"
+        deadline = time.monotonic() + 60
+        while '"event": "models"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        models = next(json.loads(line) for line in log.read_text().splitlines() if '"event": "models"' in line)
+        assert models["qwen_edit"].startswith("stand-in") and models["moondream"] == "stand-in"
     finally:
         down = _stack("down", "--run-dir", str(run_dir))
     assert down.returncode == 0, down.stderr
     assert not any(live_group_members(s["pid"]) for s in state["services"])
+    # tritonserver runs in a session of its own: it, its stubs and their shared memory are gone too.
+    ports = state["ports"]
+    for port in (ports["triton_grpc"], ports["qwen_edit"], ports["moondream"], ports["orchestrator"]):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"
+    triton_pid = next(s["pid"] for s in state["services"] if s["name"] == "triton")
+    assert not list(Path("/dev/shm").glob(f"inpaint_triton_{triton_pid}_*")), "shared memory left behind"
     assert "nothing running" in _stack("status", "--run-dir", str(run_dir)).stdout

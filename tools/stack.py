@@ -14,9 +14,11 @@ where `make models` put them, stand-ins otherwise; the orchestrator's start-up l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +28,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from servers.triton.launcher import free_port, live_group_members
+from servers.triton.launcher import live_group_members
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
@@ -52,7 +54,14 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(**{name: free_port() for name in cls.__dataclass_fields__})
+        """Distinct free ports: every socket stays bound until all are chosen, so none is picked twice."""
+        with contextlib.ExitStack() as held:
+            ports = {}
+            for name in cls.__dataclass_fields__:
+                sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind(("127.0.0.1", 0))
+                ports[name] = sock.getsockname()[1]
+        return cls(**ports)
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,11 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
     qwen_small = [f"--condition-pixels={STANDIN_CONDITION_PIXELS}"] if qwen_standin else []
     orchestrator_small = [f"--working-size={STANDIN_WORKING_SIZE}"] if qwen_standin else []
     moondream_dir, adapter, _ = moondream_model_dir(config)
-    triton_config = "cpu" if config.device == "cpu" else "default"
+    # PyPI's tritonserver has only the python backend, so locally the face models always run through
+    # configs/cpu.pbtxt (onnxruntime inside the python backend; they are small). The GPU configuration,
+    # platform onnxruntime_onnx, is for NVIDIA's Triton container (deploy/overlays/gpu). `device`
+    # moves the Qwen-Edit and Moondream servers.
+    triton_config = "cpu"
     specs = [
         ServiceSpec(
             "triton",
@@ -307,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         run_dir = args.run_dir or RUNS / time.strftime("%Y%m%d-%H%M%S")
         current = RUNS / "current"
-        if current.exists() and any(
-            live_group_members(s["pid"]) for s in json.loads((current / "stack.json").read_text())["services"]
+        if (
+            args.run_dir is None
+            and current.exists()
+            and any(live_group_members(s["pid"]) for s in json.loads((current / "stack.json").read_text())["services"])
         ):
             print(f"error: a stack is already running ({current.resolve()}); run `make down` first", file=sys.stderr)
             return 1

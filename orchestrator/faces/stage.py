@@ -2,8 +2,8 @@
 
     init, mask, character -> FaceStageResult(refined mask, raw swap, blended image, faces, timings)
 
-The raw swap is the EACPS search's seed-0 candidate; the blended image is what the service returns
-when no refinement runs.
+The blended image is the EACPS search's seed-0 candidate (g0) and what the service returns when no
+refinement wins; the raw swap (hard-edged paste) is kept for inspection.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ class FaceStageConfig:
 @dataclass
 class FaceStageResult:
     mask: MaskRefinement
-    raw_swap: np.ndarray  # init with the swapped crop pasted back (hard edge); the search's seed-0 candidate
-    blended: np.ndarray  # raw swap feathered into init inside the refined mask
+    raw_swap: np.ndarray  # init with the swapped crop pasted back (hard edge)
+    blended: np.ndarray  # the raw swap feathered into init inside the refined mask; candidate g0
+    swap_support: np.ndarray  # bool (H, W): where the pasted crop has valid pixels
     target: Face
     character: Face
     timings_s: dict[str, float]
@@ -69,12 +70,14 @@ class FaceStage:
         assert source.embedding is not None
         swap = self.analyzer.swap(init, target, source.embedding)
         clock.lap("swap")
-        blended = feather_blend(init, swap.image, refinement.mask, self.config.blend)
+        # Feather at the edge of the pasted crop too, where the mask reaches beyond it: no hard seam.
+        blended = feather_blend(init, swap.image, refinement.mask & swap.support, self.config.blend)
         clock.lap("blend")
         return FaceStageResult(
             mask=refinement,
             raw_swap=swap.image,
             blended=blended,
+            swap_support=swap.support,
             target=target,
             character=source,
             timings_s=clock.timings,

@@ -7,7 +7,11 @@ thresholds and NMS run unchanged on Triton's outputs; the orchestrator needs no 
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +19,22 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
-from orchestrator.errors import ModelUnavailableError
+from orchestrator.errors import DeadlineExceededError, ModelUnavailableError
+
+# The deadline (time.monotonic) of the request being served in this context: every inference is cut
+# to it. A context variable, so it follows the request into worker threads (asyncio.to_thread copies it).
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("triton_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(deadline: float | None) -> Iterator[None]:
+    """Within the block, Triton calls made in this context end by `deadline` (monotonic seconds)."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
 
 # Images travel as float32 tensors: a 1280x1280 detection input alone is ~20 MB, over gRPC's 4 MiB default.
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -72,7 +91,7 @@ class TritonModels:
         missing = []
         for name in self.config.models.all():
             try:
-                if not self.client.is_model_ready(name):
+                if not self.client.is_model_ready(name, client_timeout=self.config.timeout_s):
                     missing.append(name)
             except InferenceServerException as exc:
                 raise ModelUnavailableError("triton", f"{self.config.url} did not answer ({exc.message()})") from exc
@@ -83,7 +102,7 @@ class TritonModels:
         with self._lock:
             if model not in self._metadata:
                 try:
-                    self._metadata[model] = self.client.get_model_metadata(model)
+                    self._metadata[model] = self.client.get_model_metadata(model, client_timeout=self.config.timeout_s)
                 except InferenceServerException as exc:
                     raise ModelUnavailableError(model, f"no metadata from {self.config.url} ({exc.message()})") from exc
             return self._metadata[model]
@@ -100,9 +119,17 @@ class TritonModels:
             request.append(tensor)
         wanted = [triton_grpc.InferRequestedOutput(n) for n in outputs]
         timeout = self.config.timeout_s if timeout_s is None else min(timeout_s, self.config.timeout_s)
+        deadline = _deadline.get()
+        limited = deadline is not None and deadline - time.monotonic() < timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise DeadlineExceededError(f"no time left for {model}")
         try:
             result = self.client.infer(model, request, outputs=wanted, client_timeout=timeout)
         except InferenceServerException as exc:
+            if limited and "Deadline" in (exc.message() or ""):
+                raise DeadlineExceededError(f"{model} did not answer before the request's deadline") from exc
             raise ModelUnavailableError(model, f"inference failed on {self.config.url}: {exc.message()}") from exc
         return {n: result.as_numpy(n) for n in outputs}
 

@@ -162,10 +162,21 @@ class QwenEditGenerator:
         self, edit: qwen_edit_pb2.EditRequest, members: list[Candidate], timeout_s: float
     ) -> list[GeneratedImage[np.ndarray]]:
         started = time.perf_counter()
-        try:
-            response: qwen_edit_pb2.EditResponse = await self._stub.Edit(edit, timeout=timeout_s)
-        except grpc.aio.AioRpcError as error:
-            raise EditFailedError(f"qwen-edit {error.code().name}: {error.details()}") from error
+        deadline = time.monotonic() + timeout_s
+        backoff = 0.5
+        while True:
+            try:
+                response: qwen_edit_pb2.EditResponse = await self._stub.Edit(
+                    edit, timeout=max(deadline - time.monotonic(), 0.001)
+                )
+                break
+            except grpc.aio.AioRpcError as error:
+                # A full queue (several searches at once) is worth waiting out while time remains.
+                busy = error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                if not busy or time.monotonic() + backoff >= deadline:
+                    raise EditFailedError(f"qwen-edit {error.code().name}: {error.details()}") from error
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 8.0)
         self.standin = response.stand_in
         elapsed = time.perf_counter() - started
         by_seed = {image.seed: image for image in response.images}
@@ -205,10 +216,19 @@ class QwenEditGenerator:
         tasks = [
             asyncio.ensure_future(self._run(edit, members, timeout)) for edit, members in self._group(stage.requests)
         ]
+        failures: list[str] = []
         try:
             for finished in asyncio.as_completed(tasks):
-                for image in await finished:
+                try:
+                    images = await finished
+                except EditFailedError as error:
+                    failures.append(str(error))  # the other groups may still succeed: keep going
+                    continue
+                for image in images:
                     yield image
         finally:
             for task in tasks:
                 task.cancel()
+        if failures:
+            # The search records the candidates that never came, with this reason.
+            raise EditFailedError("; ".join(sorted(set(failures))))

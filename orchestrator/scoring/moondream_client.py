@@ -143,7 +143,9 @@ class MoondreamJudge:
         response: moondream_pb2.QueryResponse = self._stub.Query(request, timeout=self._timeout_s)
         return response.answer
 
-    def score(self, queries: Sequence[tuple[np.ndarray, str]]) -> tuple[list[QuestionScore], bool]:
+    def score(
+        self, queries: Sequence[tuple[np.ndarray, str]], timeout_s: float | None = None
+    ) -> tuple[list[QuestionScore], bool]:
         """Scores of (image, question) pairs in one call, and whether a stand-in model served them.
         A failed call gives every question the flagged fallback with the status as the reason."""
         request = moondream_pb2.ScoreRequest(
@@ -152,7 +154,8 @@ class MoondreamJudge:
             ]
         )
         try:
-            response: moondream_pb2.ScoreResponse = self._stub.Score(request, timeout=self._timeout_s)
+            timeout = self._timeout_s if timeout_s is None else max(min(timeout_s, self._timeout_s), 0.001)
+            response: moondream_pb2.ScoreResponse = self._stub.Score(request, timeout=timeout)
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else None
             details = error.details() if isinstance(error, grpc.Call) else str(error)

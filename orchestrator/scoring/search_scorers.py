@@ -75,10 +75,10 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
 def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndarray]:
     """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call."""
 
-    def judge_candidate(image: np.ndarray) -> list[SignalScore]:
+    def judge_candidate(image: np.ndarray, time_left_s: float | None) -> list[SignalScore]:
         result_face = np.ascontiguousarray(image[task.box.slices()])
         queries = [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
-        parts, standin = judge.score(queries)
+        parts, standin = judge.score(queries, timeout_s=time_left_s)
         source = "moondream:stand-in" if standin else "moondream"
         out = []
         for signal, judgement in (
@@ -98,7 +98,7 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
         return out
 
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
-        return await asyncio.to_thread(judge_candidate, candidate.image)
+        return await asyncio.to_thread(judge_candidate, candidate.image, candidate.time_remaining_s)
 
     return Scorer(name="moondream", signals=(IDENTITY, CONSISTENCY), score=score)
 

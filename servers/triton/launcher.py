@@ -15,7 +15,6 @@ project's model repository. What the binary needs from its environment:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -31,7 +30,6 @@ from types import TracebackType
 from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class TritonStartError(RuntimeError):
@@ -105,14 +103,15 @@ def prepare_backends(venv: Path) -> Path:
     return backends
 
 
-def _terminate_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies, however it dies (SIGKILL included).
+def _with_parent_death_signal(args: list[str]) -> list[str]:
+    """Run args so that they get SIGTERM when their parent dies, however it dies (SIGKILL included).
 
     The server runs in a session of its own (so that stop() can signal it and its stubs together),
-    which also means nobody else would stop it if its launcher were killed.
+    which also means nobody else would stop it if its launcher were killed. util-linux's `setpriv`
+    sets the signal in the child before exec (a Python preexec_fn is unsafe in threaded processes).
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else args
 
 
 def live_group_members(pgid: int) -> list[int]:
@@ -188,12 +187,11 @@ class TritonServer:
             out = subprocess.DEVNULL
         # A new session, so that stop() can signal the server and every stub it spawned.
         self.process = subprocess.Popen(
-            args,
+            _with_parent_death_signal(args),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_terminate_with_parent,
         )
         self.wait_ready()
         return self
@@ -228,6 +226,7 @@ class TritonServer:
         deadline = time.monotonic() + self.config.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # its stubs, its /dev/shm regions and the log handle must not outlive it
                 raise TritonStartError(f"tritonserver exited with code {self.process.returncode}:\n{self._log_tail()}")
             if self.is_ready():
                 return

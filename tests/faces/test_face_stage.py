@@ -111,3 +111,17 @@ def test_character_is_its_largest_face() -> None:
     assert choose_character_face(faces) is faces[1]
     with pytest.raises(NoFaceError, match=r"^character_image: no face was detected"):
         choose_character_face([])
+
+
+def test_no_hard_seam_where_the_mask_reaches_beyond_the_pasted_crop(
+    result: FaceStageResult, astronaut: np.ndarray
+) -> None:
+    from orchestrator.imaging.blend import erode
+
+    support = result.swap_support
+    inside = result.mask.mask & support
+    crop_edge = inside & ~erode(support, 1)
+    assert (result.mask.mask & ~support).any(), "the test needs a mask reaching beyond the crop"
+    assert crop_edge.any()
+    # At the crop's edge the blend has not started yet: the init image, not the pasted crop.
+    np.testing.assert_array_equal(result.blended[crop_edge], astronaut[crop_edge])

@@ -119,3 +119,36 @@ def test_prepare_rejects_a_corrupt_file(standin_weights: Path, tmp_path: Path) -
     (weights / "inswapper_128.onnx").write_bytes(b"\x00not an onnx file" * 10)
     with pytest.raises(PreparationError, match=r"inswapper_128: .* not a readable ONNX file"):
         prepare_repository(weights, copy_model_configs(tmp_path / "repo"))
+
+
+def test_a_landmark_export_that_normalises_itself_gets_the_common_input_contract(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    """The MXNet 2d106det starts with `bn_data` and takes raw pixels; prepared, it takes (x-127.5)/128."""
+    from tools.models.contracts import LANDMARK_2D106
+    from tools.models.prepare import fold_input_normalisation, normalises_itself
+
+    model = onnx.load(str(standin_weights / LANDMARK_2D106.source_path))
+    assert not normalises_itself(model, LANDMARK_2D106)
+    model.graph.node[0].name = "bn_data"  # what insightface looks for
+    assert normalises_itself(model, LANDMARK_2D106)
+    raw_path, folded_path = tmp_path / "raw.onnx", tmp_path / "folded.onnx"
+    onnx.save(model, str(raw_path))
+    onnx.save(fold_input_normalisation(model, LANDMARK_2D106), str(folded_path))
+    pixels = np.random.default_rng(3).uniform(0, 255, (2, 3, 192, 192)).astype(np.float32)
+    expected = _session(raw_path).run(None, {"data": pixels})[0]
+    got = _session(folded_path).run(None, {"data": (pixels - 127.5) / 128.0})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_prepare_records_whether_it_folded_the_input_normalisation(standin_weights: Path, tmp_path: Path) -> None:
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / "buffalo_l" / "2d106det.onnx"
+    model = onnx.load(str(path))
+    model.graph.node[0].name = "bn_data"
+    onnx.save(model, str(path))
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(weights, repository)
+    provenance = {p.name: p for p in read_provenance(repository) or []}
+    assert provenance["2d106det"].input_normalisation_folded
+    assert not provenance["w600k_r50"].input_normalisation_folded

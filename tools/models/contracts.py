@@ -80,3 +80,4 @@ EMAP_SHAPE = (512, 512)
 # Keys written into an ONNX file's metadata_props by this project.
 META_STANDIN = "inpaint.standin"
 META_EMAP_FOLDED = "inpaint.emap_folded"
+META_INPUT_FOLDED = "inpaint.input_normalisation_folded"

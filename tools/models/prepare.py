@@ -22,14 +22,18 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from tools.models.contracts import (
     ALL_MODELS,
+    ARCFACE_W600K,
     EMAP_SHAPE,
     INSWAPPER_128,
+    LANDMARK_2D106,
     META_EMAP_FOLDED,
+    META_INPUT_FOLDED,
     META_STANDIN,
     ModelContract,
     TensorSpec,
@@ -53,6 +57,7 @@ class PreparedModel:
     standin: bool
     checksum_verified: bool
     emap_folded: bool
+    input_normalisation_folded: bool = False
 
 
 def sha256_of(path: Path) -> str:
@@ -130,6 +135,59 @@ def fold_emap(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
+# What the Triton contract asks clients to send (the normalisation insightface uses when a graph
+# does not normalise by itself): (pixel - mean) / std, RGB.
+CLIENT_NORMALISATION = {LANDMARK_2D106.triton_name: (127.5, 128.0), ARCFACE_W600K.triton_name: (127.5, 127.5)}
+
+
+def normalises_itself(model: onnx.ModelProto, contract: ModelContract) -> bool:
+    """insightface's own test: a graph that starts by subtracting and multiplying takes raw pixels.
+
+    (insightface.model_zoo.landmark.Landmark / arcface_onnx.ArcFaceONNX look at the first 8 nodes'
+    names; the MXNet landmark export starts with a `bn_data` node that does both.)
+    """
+    sub = mul = False
+    for index, node in enumerate(model.graph.node[:8]):
+        sub = sub or node.name.startswith(("Sub", "_minus"))
+        mul = mul or node.name.startswith(("Mul", "_mul"))
+        if contract is LANDMARK_2D106 and index < 3 and node.name == "bn_data":
+            sub = mul = True
+    return sub and mul
+
+
+def fold_input_normalisation(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
+    """A graph that takes raw pixels, turned into one that takes the contract's normalised input.
+
+    Every client then sends the same thing whichever export the file is: x_raw = x * std + mean.
+    """
+    mean, std = CLIENT_NORMALISATION[contract.triton_name]
+    name = contract.inputs[0].name
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    graph = folded.graph
+    raw = f"{name}_raw_pixels"
+    for node in graph.node:
+        for i, value in enumerate(node.input):
+            if value == name:
+                node.input[i] = raw
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(std, np.float32), "fold_input_std"),
+            numpy_helper.from_array(np.array(mean, np.float32), "fold_input_mean"),
+        ]
+    )
+    nodes = [
+        helper.make_node("Mul", [name, "fold_input_std"], [f"{name}_scaled"], name="fold_input_scale"),
+        helper.make_node("Add", [f"{name}_scaled", "fold_input_mean"], [raw], name="fold_input_shift"),
+        *graph.node,
+    ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    helper.set_model_props(folded, {**_metadata(model), META_INPUT_FOLDED: "true"})
+    onnx.checker.check_model(folded)
+    return folded
+
+
 def prepare_model(
     contract: ModelContract, weights: Path, repository: Path, allow_unverified: bool = False
 ) -> PreparedModel:
@@ -156,6 +214,9 @@ def prepare_model(
     folded = contract is INSWAPPER_128
     if folded:
         model = fold_emap(model)
+    input_folded = contract.triton_name in CLIENT_NORMALISATION and normalises_itself(model, contract)
+    if input_folded:
+        model = fold_input_normalisation(model, contract)
     version_dir = repository / contract.triton_name / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     target = version_dir / "model.onnx"
@@ -169,6 +230,7 @@ def prepare_model(
         standin=standin,
         checksum_verified=verified,
         emap_folded=folded,
+        input_normalisation_folded=input_folded,
     )
 
 
