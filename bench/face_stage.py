@@ -12,6 +12,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,18 @@ from tools.models.prepare import read_provenance
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "triton_models"
 BATCHED_MODELS = ("2d106det", "w600k_r50")
+
+
+def settled_statistics(models: TritonModels, model: str) -> tuple[int, int]:
+    """Triton's counters once they stop moving (it records a request just after answering it)."""
+    last = models.inference_statistics(model)
+    for _ in range(100):
+        time.sleep(0.05)
+        current = models.inference_statistics(model)
+        if current == last:
+            break
+        last = current
+    return last
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,23 +59,35 @@ def measure(url: str, runs: int, callers: int) -> dict[str, object]:
         for key, value in result.timings_s.items():
             stage_timings.setdefault(key, []).append(value)
 
-    before = {m: models.inference_statistics(m) for m in BATCHED_MODELS}
+    def batching_of(work: Callable[[], object]) -> dict[str, dict[str, float]]:
+        before = {m: settled_statistics(models, m) for m in BATCHED_MODELS}
+        work()
+        out = {}
+        for model in BATCHED_MODELS:
+            inferences, executions = (a - b for a, b in zip(settled_statistics(models, model), before[model]))
+            out[model] = {
+                "inferences": inferences,
+                "executions": executions,
+                "inferences_per_execution": round(inferences / max(executions, 1), 2),
+            }
+        return out
+
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=callers) as pool:
-        list(pool.map(lambda _: stage.run(init, mask, character), range(callers * 4)))
+
+    def swaps() -> None:
+        with ThreadPoolExecutor(max_workers=callers) as pool:
+            list(pool.map(lambda _: stage.run(init, mask, character), range(callers * 4)))
+
+    batching = {"face_stage_concurrent_swaps": batching_of(swaps)}
     concurrent_wall = time.perf_counter() - started
-    # Many callers embedding at once: the pattern of scoring a stage's candidates.
+    # Many callers embedding one crop each at once: the pattern of scoring a stage's candidates.
     crops = np.random.default_rng(0).random((callers * 8, 1, 3, 112, 112), dtype=np.float32)
-    with ThreadPoolExecutor(max_workers=callers) as pool:
-        list(pool.map(lambda x: models.infer("w600k_r50", {"input.1": x}, ["683"]), crops))
-    batching = {}
-    for model in BATCHED_MODELS:
-        inferences, executions = (a - b for a, b in zip(models.inference_statistics(model), before[model]))
-        batching[model] = {
-            "inferences": inferences,
-            "executions": executions,
-            "inferences_per_execution": round(inferences / max(executions, 1), 2),
-        }
+
+    def embeddings() -> None:
+        with ThreadPoolExecutor(max_workers=callers) as pool:
+            list(pool.map(lambda x: models.infer("w600k_r50", {"input.1": x}, ["683"]), crops))
+
+    batching["single_crop_embeddings"] = {"w600k_r50": batching_of(embeddings)["w600k_r50"]}
     models.close()
     return {
         "single_swap_latency_ms": {

@@ -13,6 +13,40 @@ from pathlib import Path
 from typing import Any
 
 PARTS = ("face_stage", "qwen_edit", "moondream", "gemini_scoring", "orchestrator")
+# The figures the summary shows (dotted paths into each part's JSON); latest.json keeps everything.
+KEY_FIGURES = {
+    "face_stage": (
+        "single_swap_latency_ms.p50",
+        "single_swap_latency_ms.p95",
+        "concurrent.swaps_per_s",
+        "triton_batching.face_stage_concurrent_swaps.w600k_r50.inferences_per_execution",
+        "triton_batching.face_stage_concurrent_swaps.2d106det.inferences_per_execution",
+        "triton_batching.single_crop_embeddings.w600k_r50.inferences_per_execution",
+    ),
+    "qwen_edit": (
+        "speedup_batched_over_one_at_a_time.median",
+        "batched_request_seconds.median",
+        "one_seed_requests_seconds.median",
+        "seconds_per_denoising_step.batch_of_seeds",
+        "seconds_per_denoising_step.one_seed",
+        "server_memory_mib.peak_rss",
+    ),
+    "moondream": ("cache_effect.later_question_ms_off_over_on", "cache_effect.judge_questions_per_s_on_over_off"),
+    "gemini_scoring": (
+        "modes.one_at_a_time.median_wall_s",
+        "modes.concurrent_max8.median_wall_s",
+        "modes.concurrent_max8.speedup_vs_one_at_a_time",
+        "modes.concurrent_max21.median_wall_s",
+    ),
+    "orchestrator": (
+        "median_s.total",
+        "median_s.face",
+        "median_s.generation",
+        "median_s.scoring",
+        "median_s.overhead",
+        "median_s.overhead_share",
+    ),
+}
 
 
 def flatten(data: Any, prefix: str = "", depth: int = 3) -> dict[str, Any]:
@@ -47,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         data = json.loads(path.read_text())
         merged[part] = data
+        figures = flatten(data, depth=6)
         lines += [f"## {part}", "", "| measure | value |", "|---|---|"]
-        lines += [f"| {key} | {value} |" for key, value in flatten(data).items()]
+        lines += [f"| {key} | {figures.get(key, 'missing')} |" for key in KEY_FIGURES[part]]
         lines.append("")
     (args.results / "latest.json").write_text(json.dumps(merged, indent=2) + "\n")
     (args.results / "SUMMARY.md").write_text("\n".join(lines) + "\n")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+import grpc
 from inpaint.v1 import inpaint_pb2
 
 from orchestrator import sample_photos
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stack up in {time.perf_counter() - started:.1f} s; running the task ...", flush=True)
             address = f"127.0.0.1:{stack.config.ports.orchestrator}"
             [report] = run_remote(address, [source], inpaint_pb2.SearchSettings(), timeout_s=3600)
-    except StackError as error:
+    except (StackError, grpc.RpcError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     ledger = report.ledger_dict
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         elif term["fallback"]:
             how = f"  <- fallback: {term['reason']}"
         print(f"  {term['signal']:12s} {term['value']:5.2f} x {term['weight']:.1f}  from {term['source']}{how}")
-    if not os.environ.get("GEMINI_API_KEY"):
-        print("no Gemini API key: realism was scored locally (texture match), not by Gemini")
+    realism = next((t for t in best["potential_terms"] if t["signal"] == "realism"), None)
+    if realism is not None and realism["stood_in"]:
+        print(f"realism was scored locally ({realism['source_signal']}: texture match), not by Gemini")
     print("time per stage: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings_s.items() if "." not in k))
     if report.stand_in_models:
         print(

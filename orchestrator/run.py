@@ -149,8 +149,14 @@ class ProgressBar:
 
 
 async def run_in_process(
-    config: OrchestratorConfig, sources: list[TaskSource], settings: RequestSettings, api_key: str | None
+    config: OrchestratorConfig,
+    sources: list[TaskSource],
+    settings: RequestSettings,
+    api_key: str | None,
+    timeout_s: float,
+    failures: dict[str, str],
 ) -> list[TaskReport]:
+    """Every task in turn; a task that fails is recorded in `failures` and the others still run."""
     pipeline = InpaintPipeline(config, gemini_api_key=api_key)
     reports = []
     try:
@@ -159,7 +165,10 @@ async def run_in_process(
             task = decode_task(source.init, source.mask, source.character, config.max_image_pixels)
             bar = ProgressBar(source.name)
             try:
-                outcome = await pipeline.run(task, settings, request_id=source.name, on_event=bar)
+                outcome = await pipeline.run(task, settings, request_id=source.name, deadline_s=timeout_s, on_event=bar)
+            except InpaintError as error:
+                failures[source.name] = str(error)
+                continue
             finally:
                 bar.close()
             report = _from_outcome(source, outcome)
@@ -177,8 +186,13 @@ def _decode_png(image: image_pb2.Image) -> np.ndarray:
 
 
 def run_remote(
-    address: str, sources: list[TaskSource], settings: inpaint_pb2.SearchSettings, timeout_s: float
+    address: str,
+    sources: list[TaskSource],
+    settings: inpaint_pb2.SearchSettings,
+    timeout_s: float,
+    failures: dict[str, str] | None = None,
 ) -> list[TaskReport]:
+    """Every task through the public API; failures are recorded (or raised when `failures` is None)."""
     channel = grpc.insecure_channel(
         address, options=[("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 256 << 20)]
     )
@@ -197,14 +211,25 @@ def run_remote(
         )
         bar = tqdm(total=0, desc=source.name, unit="cand", file=sys.stderr)
         result: inpaint_pb2.InpaintResponse | None = None
-        for message in stub.StreamInpaint(inpaint_pb2.StreamInpaintRequest(request=request), timeout=timeout_s):
-            if message.HasField("progress"):
-                bar.total, bar.n = message.progress.planned, message.progress.scored
-                bar.refresh()
-            else:
-                result = message.result
-        bar.close()
-        assert result is not None
+        try:
+            for message in stub.StreamInpaint(inpaint_pb2.StreamInpaintRequest(request=request), timeout=timeout_s):
+                if message.HasField("progress"):
+                    bar.total, bar.n = message.progress.planned, message.progress.scored
+                    bar.refresh()
+                else:
+                    result = message.result
+        except grpc.RpcError as error:
+            if failures is None:
+                channel.close()
+                raise
+            failures[source.name] = f"{error.code().name}: {error.details()}"
+            continue
+        finally:
+            bar.close()
+        if result is None:
+            failures = {} if failures is None else failures
+            failures[source.name] = "the stream ended without a result"
+            continue
         ledger = json.loads(result.ledger_json)
         reports.append(
             TaskReport(
@@ -292,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         num_inference_steps=args.steps,
         seed=args.seed,
     )
+    servers = [args.triton, args.qwen_edit, args.moondream]
+    if any(servers) and not all(servers):
+        print("error: give all of --triton, --qwen_edit and --moondream, or none of them", file=sys.stderr)
+        return 2
+    if args.orchestrator and (args.gemini_api_key or args.gemini_key_file):
+        print("note: with --orchestrator the Gemini key is the orchestrator's; --gemini_* is ignored", file=sys.stderr)
+    failures: dict[str, str] = {}
     started = time.perf_counter()
     try:
         if args.orchestrator:
@@ -304,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 if value is not None:
                     setattr(proto, name, value)
-            reports = run_remote(args.orchestrator, sources, proto, args.timeout)
+            reports = run_remote(args.orchestrator, sources, proto, args.timeout, failures)
         else:
             config = load_config(
                 OrchestratorConfig, ["--config", str(args.config)] if args.config else [], env_prefix=ENV_PREFIX
@@ -315,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                 config = replace(
                     config, triton_url=args.triton, qwen_edit_target=args.qwen_edit, moondream_target=args.moondream
                 )
-                reports = asyncio.run(run_in_process(config, sources, settings, args.gemini_api_key))
+                reports = asyncio.run(
+                    run_in_process(config, sources, settings, args.gemini_api_key, args.timeout, failures)
+                )
             else:
                 ports = Ports.free()
                 run_dir = Path(tempfile.mkdtemp(prefix="inpaint-cli-"))
@@ -330,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                         qwen_edit_target=f"127.0.0.1:{ports.qwen_edit}",
                         moondream_target=f"127.0.0.1:{ports.moondream}",
                     )
-                    reports = asyncio.run(run_in_process(config, sources, settings, args.gemini_api_key))
+                    reports = asyncio.run(
+                        run_in_process(config, sources, settings, args.gemini_api_key, args.timeout, failures)
+                    )
     except (InpaintError, StackError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -345,8 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         for note in report.notes:
             print(f"{report.name}: {note}")
         print(f"{report.name}: wrote {report.out}/ (best.png, candidates/, ledger.json, contact_sheet.png)")
-    print(f"\n{len(reports)} task(s) in {time.perf_counter() - started:.1f} s")
-    return 0
+    for name, reason in failures.items():
+        print(f"{name}: FAILED: {reason}")
+    print(f"\n{len(reports)} task(s) done, {len(failures)} failed, in {time.perf_counter() - started:.1f} s")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class TaskResult:
     identity_distance: float | None = None
     identity_ok: bool | None = None
     identity_enforced: bool = True
+    changed_outside_given_mask: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
     stand_in_models: list[str] = field(default_factory=list)
     best_id: str = ""
@@ -127,6 +128,8 @@ def run_task(
     used_mask = _decode(response.refined_mask)[..., 0] > 127
     changed = (result != task.init).any(axis=2)
     outcome.only_inside_mask = bool(changed.any() and not (changed & ~used_mask).any())
+    # The service's mask may grow beyond the given one (landmark hull); how far, for the report.
+    outcome.changed_outside_given_mask = int((changed & ~task.mask).sum())
     outcome.identity_enforced = not outcome.stand_in_models
     outcome.identity_distance = identity_distance(result, used_mask, task.character)
     outcome.identity_ok = outcome.identity_distance is not None and outcome.identity_distance <= threshold

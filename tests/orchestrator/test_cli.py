@@ -45,9 +45,15 @@ def test_cli_runs_task_ids_in_process_against_running_servers(live: LiveStack, t
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     for task_id in ("71680285", "71680286"):
-        _check_outputs(store / task_id / "out", 4)
+        document = _check_outputs(store / task_id / "out", 4)
+        # No Gemini key here: realism was scored locally, and the ledger says so on every scored candidate.
+        ledger = document["ledger"]
+        assert isinstance(ledger, dict)
+        for candidate in ledger["candidates"]:
+            realism = next(t for t in candidate["potential_terms"] if t["signal"] == "realism")
+            assert realism["stood_in"] and realism["source_signal"] == "realism_local", realism
     assert "71680285" in done.stdout and "71680286" in done.stdout and "potential" in done.stdout
-    assert "2 task(s)" in done.stdout
+    assert "2 task(s) done, 0 failed" in done.stdout
 
 
 def test_cli_through_the_orchestrator_writes_every_candidate(live: LiveStack, tmp_path: Path) -> None:
@@ -97,3 +103,14 @@ def test_the_readme_client_example_runs(live: LiveStack, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "result.png").stat().st_size > 1000
     assert "PROGRESS_KIND" in done.stdout or "/" in done.stdout
+
+
+def test_cli_refuses_some_but_not_all_server_addresses(tmp_path: Path) -> None:
+    for name in ("init", "mask", "character"):
+        array = sample_photos.astronaut_face_mask() if name == "mask" else sample_photos.astronaut()
+        (tmp_path / f"{name}.png").write_bytes(sample_photos.encode_png(array))
+    done = _cli(
+        "--init", str(tmp_path / "init.png"), "--mask", str(tmp_path / "mask.png"),
+        "--character", str(tmp_path / "character.png"), "--triton", "127.0.0.1:1",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--qwen_edit" in done.stderr

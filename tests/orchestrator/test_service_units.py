@@ -8,8 +8,7 @@ import pytest
 from inpaint.v1 import inpaint_pb2
 
 from orchestrator.api import fingerprint
-from orchestrator.errors import InvalidInputError, ModelUnavailableError, NoFaceError
-from orchestrator.pipeline import DeadlineExceededError
+from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
 from orchestrator.search import SearchConfigError
 from orchestrator.service import Admission, ResultCache, to_service_error
 from servers.common import errors as service_errors
@@ -104,3 +103,26 @@ def test_domain_errors_map_to_status_codes_once(error: Exception, code: str, tex
     mapped = to_service_error(error)
     assert status_for(mapped).name == code
     assert text in str(mapped)
+
+
+def test_the_pipeline_raises_deadline_exceeded_when_the_face_stage_outlasts_the_budget() -> None:
+    """The server's own DEADLINE_EXCEEDED path (not the client's): no time left once the face stage ends."""
+    import time
+    from unittest import mock
+
+    import numpy as np
+
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.faces.stage import FaceStage
+    from orchestrator.pipeline import InpaintPipeline, TaskInput
+
+    pipeline = InpaintPipeline(OrchestratorConfig(moondream_target=""))
+    slow = mock.Mock(side_effect=lambda *args: time.sleep(0.3))
+    task = TaskInput(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), np.zeros((8, 8, 3), np.uint8))
+    with (
+        mock.patch.object(FaceStage, "run", slow),
+        mock.patch.object(InpaintPipeline, "analyzer", None),
+        pytest.raises(DeadlineExceededError, match="face stage"),
+    ):
+        asyncio.run(pipeline.run(task, request_id="late", deadline_s=1.2))
+    assert slow.called
