@@ -181,9 +181,12 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
         on_event: Callable[[ProgressEvent], None] | None,
     ) -> inpaint_pb2.InpaintResponse:
         self.server.require_ready()
-        api.check_request_id(request.request_id)
+        try:
+            api.check_request_id(request.request_id)
+            settings = api.request_settings(request.settings)
+        except InvalidInputError as error:
+            raise to_service_error(error) from error
         request_id = request.request_id or uuid.uuid4().hex
-        settings = api.request_settings(request.settings)
 
         async def work() -> inpaint_pb2.InpaintResponse:
             init, mask, character = self._images(request)

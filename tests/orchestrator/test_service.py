@@ -192,3 +192,10 @@ def test_a_tight_deadline_returns_the_best_so_far_flagged(live: LiveStack) -> No
     ledger = json.loads(response.ledger_json)
     assert ledger["skipped"] or ledger["failures"], "a 2.5 s budget cannot hold the whole search"
     assert any("stage" in note for note in response.notes), response.notes
+
+
+def test_a_malformed_request_id_is_invalid_argument(live: LiveStack) -> None:
+    with pytest.raises(grpc.RpcError) as error:
+        live.stub().Inpaint(inpaint_pb2.InpaintRequest(request_id="../../x y", task_id="71680285"), timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.value.details() or "").startswith("request_id")
