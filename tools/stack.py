@@ -78,6 +78,17 @@ class Started:
     pid: int
     log: str
     health: str
+    # The process's start time (clock ticks since boot): a recycled pid has another one.
+    start_ticks: int = 0
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat; None when there is no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(fields[19])
 
 
 @dataclass(frozen=True)
@@ -257,7 +268,8 @@ class Stack:
                         spec.argv, cwd=REPO_ROOT, env={**env, **spec.env}, stdout=out, stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL, start_new_session=True,
                     )  # fmt: skip
-                self.started.append(Started(spec.name, process.pid, str(log), spec.health))
+                ticks = start_ticks(process.pid) or 0
+                self.started.append(Started(spec.name, process.pid, str(log), spec.health, ticks))
                 self._save()
             self._wait_healthy(progress)
         except BaseException:
@@ -290,6 +302,8 @@ class Stack:
 
     def down(self, grace_s: float = 60.0) -> None:
         for service in reversed(self.started):
+            if service.start_ticks and start_ticks(service.pid) not in (None, service.start_ticks):
+                continue  # that pid now belongs to another process: ours is long gone
             _stop_group(service.pid, grace_s)
         self.started = []
         if self.run_dir.exists():
