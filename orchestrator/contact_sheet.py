@@ -14,11 +14,12 @@ LABEL_HEIGHT = 58
 PAD = 8
 BEST = (40, 200, 80)
 DEGRADED = (230, 150, 30)
-SHORT = {"realism": "R", "identity": "I", "consistency": "C", "identity_local": "i", "consistency_local": "c"}
+SHORT = {"realism": "R", "identity": "I", "consistency": "C"}
 
 
-def _label(scores: Mapping[str, float], potential: float | None) -> str:
-    parts = [f"{SHORT[k]} {v:.1f}" for k, v in scores.items() if k in SHORT]
+def _label(terms: list[Mapping[str, Any]], potential: float | None) -> str:
+    """The potential and the value each weighted signal contributed; * marks a locally scored stand-in."""
+    parts = [f"{SHORT.get(t['signal'], t['signal'][:2])} {t['value']:.1f}{'*' if t['stood_in'] else ''}" for t in terms]
     head = f"P {potential:.2f}" if potential is not None else "not scored"
     return head + "  " + "  ".join(parts)
 
@@ -49,16 +50,15 @@ def contact_sheet(
         best = cid == best_id
         if best:
             draw.rectangle([x - 4, y - 4, x + THUMB + 3, y + THUMB + 3], outline=BEST, width=4)
-        scores = {s["signal"]: s["value"] for s in record["scores"]}
         title = f"{cid}  {record['stage']}  seed {record['seed']}" + ("  BEST" if best else "")
         draw.text((x, y + THUMB + 4), title, fill=BEST if best else (235, 235, 235), font=font)
         degraded = any(t["fallback"] or t["stood_in"] for t in record["potential_terms"])
         draw.text(
             (x, y + THUMB + 22),
-            _label(scores, record["potential"]),
+            _label(record["potential_terms"], record["potential"]),
             fill=DEGRADED if degraded else (200, 200, 200),
             font=font,
         )
         if degraded:
-            draw.text((x, y + THUMB + 40), "fallback/stand-in signal", fill=DEGRADED, font=font)
+            draw.text((x, y + THUMB + 40), "* scored locally / fallback", fill=DEGRADED, font=font)
     return np.asarray(sheet)

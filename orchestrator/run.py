@@ -259,14 +259,18 @@ def summary_table(reports: list[TaskReport]) -> str:
     for r in reports:
         candidates: list[dict[str, Any]] = r.ledger_dict["candidates"]  # type: ignore[assignment]
         best: dict[str, Any] = next((c for c in candidates if c["candidate_id"] == r.best_id), {})
-        scores = {s["signal"]: s["value"] for s in best.get("scores", [])}
+        # What each weighted signal contributed to the winner's potential; * = scored locally (stood in).
+        terms = {t["signal"]: t for t in best.get("potential_terms", [])}
         flags = ("degraded " if r.degraded else "") + ("stand-ins" if r.stand_in_models else "")
         rows.append(
             (
                 r.name,
                 r.best_id,
                 f"{best.get('potential') or 0:.2f}",
-                *(f"{scores[k]:.1f}" if k in scores else "-" for k in (REALISM, IDENTITY, CONSISTENCY)),
+                *(
+                    f"{terms[k]['value']:.1f}{'*' if terms[k]['stood_in'] else ''}" if k in terms else "-"
+                    for k in (REALISM, IDENTITY, CONSISTENCY)
+                ),
                 str(len(candidates)),
                 f"{r.timings_s.get('total', 0):.1f}",
                 flags.strip(),
