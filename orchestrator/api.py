@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
 from typing import Any
 
-import numpy as np
-from inpaint.v1 import image_pb2, inpaint_pb2
-from PIL import Image
+from inpaint.v1 import inpaint_pb2
 
 from orchestrator.config import RequestSettings
 from orchestrator.errors import InvalidInputError
+from orchestrator.imaging.encode import png_message
 from orchestrator.pipeline import InpaintOutcome
 from orchestrator.search import EventKind, ProgressEvent, Stage
 
@@ -75,13 +73,6 @@ def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:
     return RequestSettings(**values, seed=settings.seed if settings.HasField("seed") else 0)
 
 
-def png(image: np.ndarray) -> image_pb2.Image:
-    buffer = io.BytesIO()
-    array = image.astype(np.uint8) * 255 if image.dtype == bool else image
-    Image.fromarray(array).save(buffer, format="PNG")
-    return image_pb2.Image(data=buffer.getvalue(), mime_type="image/png")
-
-
 def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> inpaint_pb2.InpaintResponse:
     ledger = outcome.ledger
     candidates = []
@@ -106,8 +97,8 @@ def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> in
         candidates.append(candidate)
     return inpaint_pb2.InpaintResponse(
         request_id=outcome.request_id,
-        image=png(outcome.image),
-        refined_mask=png(outcome.mask.mask),
+        image=png_message(outcome.image),
+        refined_mask=png_message(outcome.mask.mask),
         mask_refinement=inpaint_pb2.MaskRefinement(refined=outcome.mask.refined, reason=outcome.mask.reason),
         best_candidate_id=ledger.best_id or "",
         candidates=candidates,
@@ -117,7 +108,8 @@ def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> in
         degraded=outcome.degraded,
         notes=outcome.notes,
         candidate_images=[
-            inpaint_pb2.CandidateImage(candidate_id=cid, image=png(image)) for cid, image in outcome.images.items()
+            inpaint_pb2.CandidateImage(candidate_id=cid, image=png_message(image))
+            for cid, image in outcome.images.items()
         ]
         if with_candidate_images
         else [],

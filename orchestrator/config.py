@@ -8,7 +8,7 @@ The Gemini key is not a field: it comes from `GEMINI_API_KEY`, `--gemini-key-fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from orchestrator.faces.analysis import DetectionConfig
@@ -146,20 +146,6 @@ class RequestSettings:
     seed: int = 0
 
     def apply(self, config: OrchestratorConfig) -> OrchestratorConfig:
-        overrides = {
-            name: getattr(self, name)
-            for name in (
-                "k_global",
-                "m_global",
-                "k_local",
-                "weight_consistency",
-                "weight_realism",
-                "weight_identity",
-                "num_inference_steps",
-                "true_cfg_scale",
-                "feather_px",
-                "erosion_px",
-            )
-            if getattr(self, name) is not None
-        }
-        return replace(config, **overrides)
+        """The configuration with every override that is set (each field shares its name with the config's)."""
+        overrides = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seed"}
+        return replace(config, **{name: value for name, value in overrides.items() if value is not None})

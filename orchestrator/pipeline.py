@@ -26,9 +26,10 @@ from orchestrator.faces.analysis import FaceAnalyzer
 from orchestrator.faces.stage import FaceStage
 from orchestrator.faces.triton_client import TritonModels, request_deadline
 from orchestrator.imaging.decode import decode_image, decode_mask
+from orchestrator.imaging.encode import png_message
 from orchestrator.imaging.masks import MaskRefinement
 from orchestrator.refine.crop import crop_box
-from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry, encode_png
+from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry
 from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.moondream_client import MoondreamJudge
 from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_scorer, local_scorer, moondream_scorer
@@ -122,7 +123,7 @@ class InpaintPipeline:
         probe = np.full((32, 32, 3), 128, np.uint8)
         deadline = time.monotonic() + wait_s
         edit = qwen_edit_pb2.EditRequest(
-            image=encode_png(probe), prompt="warm-up", num_inference_steps=1, true_cfg_scale=1.0,
+            image=png_message(probe), prompt="warm-up", num_inference_steps=1, true_cfg_scale=1.0,
             width=32, height=32, seeds=[0],
         )  # fmt: skip
         stub = qwen_edit_pb2_grpc.QwenEditServiceStub(self._channel())

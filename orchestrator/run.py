@@ -38,6 +38,7 @@ from orchestrator import sample_photos
 from orchestrator.config import ENV_PREFIX, OrchestratorConfig, RequestSettings
 from orchestrator.contact_sheet import contact_sheet
 from orchestrator.errors import InpaintError
+from orchestrator.imaging.decode import decode_image
 from orchestrator.pipeline import InpaintOutcome, InpaintPipeline, decode_task
 from orchestrator.refine.crop import crop_box
 from orchestrator.search import EventKind, Ledger, ProgressEvent
@@ -180,8 +181,6 @@ async def run_in_process(
 
 
 def _decode_png(image: image_pb2.Image) -> np.ndarray:
-    from orchestrator.imaging.decode import decode_image
-
     return decode_image(image.data, "response")
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from orchestrator.imaging.encode import encode_png
+
+__all__ = ["astronaut", "astronaut_face_mask", "encode_png", "group", "tom_hanks"]
+
 
 def _insightface_image(name: str) -> Path:
     return Path(str(resources.files("insightface") / "data" / "images" / name))
@@ -44,13 +48,3 @@ def astronaut_face_mask() -> np.ndarray:
     mask = np.zeros((512, 512), np.uint8)
     cv2.ellipse(mask, (220, 110), (70, 90), 0, 0, 360, 1, -1)
     return mask.astype(bool)
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    array = image.astype(np.uint8) * 255 if image.dtype == bool else image
-    if array.ndim == 3:
-        array = array[..., ::-1]
-    ok, data = cv2.imencode(".png", array)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return bytes(data.tobytes())

@@ -31,7 +31,6 @@ from servers.common import errors as service_errors
 from servers.common.config import load_config
 from servers.common.interceptor import status_for
 from servers.common.logs import configure_logging, fields
-from servers.common.metrics import ServerMetrics
 from servers.common.server import ModelServer
 
 SERVICE_NAME = "inpaint.v1.InpaintService"
@@ -53,51 +52,6 @@ def to_service_error(error: Exception) -> service_errors.ServiceError:
     if isinstance(error, DeadlineExceededError):
         return service_errors.DeadlineExceeded(str(error))
     return service_errors.Internal(f"{type(error).__name__}: {error}")
-
-
-class Admission:
-    """At most `max_concurrent` tasks run, `max_queue` wait; beyond that RESOURCE_EXHAUSTED.
-
-    The model servers' WorkQueue runs blocking work in threads; a task here is a coroutine, so this is
-    its asyncio counterpart, publishing the same metrics (queue depth, in flight, rejected) that the
-    autoscaler reads.
-    """
-
-    def __init__(self, max_concurrent: int, max_queue: int, metrics: ServerMetrics | None = None) -> None:
-        self._slots = asyncio.Semaphore(max_concurrent)
-        self.max_concurrent = max_concurrent
-        self.max_queue = max_queue
-        self.waiting = 0
-        self.running = 0
-        self._metrics = metrics
-
-    def _publish(self) -> None:
-        if self._metrics is not None:
-            self._metrics.queue_depth.set(self.waiting)
-            self._metrics.in_flight.set(self.running)
-
-    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
-        if self.waiting + self.running >= self.max_concurrent + self.max_queue:
-            if self._metrics is not None:
-                self._metrics.rejected.inc()
-            raise service_errors.ResourceExhausted(
-                f"the orchestrator is busy: {self.running} running and {self.waiting} waiting "
-                f"(max {self.max_concurrent} + {self.max_queue})"
-            )
-        self.waiting += 1
-        self._publish()
-        try:
-            await self._slots.acquire()
-        finally:
-            self.waiting -= 1
-        self.running += 1
-        self._publish()
-        try:
-            return await work()
-        finally:
-            self.running -= 1
-            self._slots.release()
-            self._publish()
 
 
 class ResultCache:
@@ -159,7 +113,6 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
         self.config = config
         self.pipeline = pipeline
         self.tasks = TaskStore(config.task_store)
-        self.admission = Admission(config.max_concurrent, config.max_queue, server.metrics)
         self.results = ResultCache(config.result_cache_size)
 
     def _images(self, request: inpaint_pb2.InpaintRequest) -> tuple[bytes, bytes, bytes]:
@@ -207,7 +160,9 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
 
         try:
             # Replays are answered before admission: they need no slot and must not be refused for load.
-            return await self.results.run(request_id, api.fingerprint(request), lambda: self.admission.run(work))
+            return await self.results.run(
+                request_id, api.fingerprint(request), lambda: self.server.work.run_coroutine(work)
+            )
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
+from servers.common.launcher import SERVING, health_check
 from servers.triton.launcher import live_group_members
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -210,11 +211,10 @@ def healthy(check: str) -> bool:
             return False
     with grpc.insecure_channel(target) as channel:
         try:
-            stub = health_pb2_grpc.HealthStub(channel)
-            answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)  # type: ignore[attr-defined]
+            answer = health_check(channel)(health_pb2.HealthCheckRequest(service=""), timeout=2)
         except grpc.RpcError:
             return False
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+        return bool(answer.status == SERVING)
 
 
 def _tail(path: Path, lines: int = 25) -> str:

@@ -8,7 +8,7 @@ the 128 crop).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,8 +50,6 @@ class DetectionConfig:
 class SwapOutput:
     image: np.ndarray  # the init image with the swapped crop pasted back inside `support`
     support: np.ndarray  # bool (H, W): where the pasted crop has valid pixels
-    crop: np.ndarray  # (128, 128, 3) the swapper's output
-    matrix: np.ndarray = field(repr=False)  # 2x3 affine, image -> crop
 
 
 def _blob(images: list[np.ndarray], mean: float, std: float) -> np.ndarray:
@@ -122,7 +120,7 @@ class FaceAnalyzer:
         )["output"]
         swapped = np.clip(np.rint(out[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
         pasted, support = paste_back(image, swapped, matrix)
-        return SwapOutput(image=pasted, support=support, crop=swapped, matrix=matrix)
+        return SwapOutput(image=pasted, support=support)
 
 
 def align_crop(image: np.ndarray, kps: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,17 +10,17 @@ image only inside the mask.
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
-from inpaint.v1 import image_pb2, qwen_edit_pb2, qwen_edit_pb2_grpc
-from PIL import Image
+from inpaint.v1 import qwen_edit_pb2, qwen_edit_pb2_grpc
 
 from orchestrator.imaging.blend import BlendConfig, feather_blend
+from orchestrator.imaging.decode import decode_image
+from orchestrator.imaging.encode import png_message
 from orchestrator.refine.crop import CropBox, extract, put_back
 from orchestrator.search import GeneratedImage, GenerationMode, GenerationRequest, StageRequest
 
@@ -58,17 +58,6 @@ class EditFailedError(RuntimeError):
     """The Qwen-Edit server could not produce a stage's images; the message says why."""
 
 
-def encode_png(image: np.ndarray) -> image_pb2.Image:
-    buffer = io.BytesIO()
-    Image.fromarray(image.astype(np.uint8) * 255 if image.dtype == bool else image).save(buffer, format="PNG")
-    return image_pb2.Image(data=buffer.getvalue(), mime_type="image/png")
-
-
-def decode(image: image_pb2.Image) -> np.ndarray:
-    with Image.open(io.BytesIO(image.data)) as img:
-        return np.ascontiguousarray(np.asarray(img.convert("RGB")))
-
-
 @dataclass(frozen=True)
 class TaskGeometry:
     """What every refinement of one task shares."""
@@ -92,7 +81,7 @@ class QwenEditGenerator:
         size = settings.working_size
         self._raw_crop = extract(task.raw_swap, task.box, size)
         self._mask_crop = (
-            encode_png(extract(task.mask.astype(np.uint8) * 255, task.box, size)) if settings.send_mask else None
+            png_message(extract(task.mask.astype(np.uint8) * 255, task.box, size)) if settings.send_mask else None
         )
 
     @staticmethod
@@ -132,7 +121,7 @@ class QwenEditGenerator:
             else:
                 source = self._raw_crop
             edit = qwen_edit_pb2.EditRequest(
-                image=encode_png(source),
+                image=png_message(source),
                 prompt=s.prompt,
                 negative_prompt=s.negative_prompt,
                 num_inference_steps=s.num_inference_steps,
@@ -186,7 +175,7 @@ class QwenEditGenerator:
             if edited is None:
                 raise EditFailedError(f"qwen-edit returned no image for seed {member.seed}")
             work_started = time.perf_counter()
-            candidate = await asyncio.to_thread(self._candidate, decode(edited.image))
+            candidate = await asyncio.to_thread(self._candidate, decode_image(edited.image.data, "qwen_edit response"))
             self.own_work_s += time.perf_counter() - work_started
             out.append(
                 GeneratedImage(

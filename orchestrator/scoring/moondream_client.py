@@ -15,7 +15,6 @@ The composites and questions are pure functions; only `MoondreamJudge` talks to 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,8 @@ import grpc
 import numpy as np
 from inpaint.v1 import image_pb2, moondream_pb2, moondream_pb2_grpc
 from PIL import Image
+
+from orchestrator.imaging.encode import png_message
 
 FALLBACK_SCORE = 5.0
 COMPOSITE_HEIGHT = 384
@@ -68,9 +69,8 @@ def side_by_side(
 
 
 def encode_png(image: np.ndarray) -> image_pb2.Image:
-    buffer = io.BytesIO()
-    _to_pil(image).save(buffer, format="PNG")
-    return image_pb2.Image(data=buffer.getvalue(), mime_type="image/png")
+    _to_pil(image)  # the shape check
+    return png_message(image)
 
 
 def identity_queries(result_face: np.ndarray, character_face: np.ndarray) -> list[tuple[np.ndarray, str]]:

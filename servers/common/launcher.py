@@ -39,7 +39,7 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def _health_check(
+def health_check(
     channel: grpc.Channel,
 ) -> grpc.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]:
     # Typed by hand: the typeshed stub of HealthStub lists no methods.
@@ -50,7 +50,7 @@ def _health_check(
     )
 
 
-def _health_watch(
+def health_watch(
     channel: grpc.Channel,
 ) -> grpc.UnaryStreamMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]:
     return channel.unary_stream(
@@ -131,7 +131,7 @@ class ModelServerProcess:
     def health(self, service: str = "", timeout_s: float = 2.0) -> int | None:
         """The current status, or None while the server does not answer (not bound yet, or gone)."""
         try:
-            response = _health_check(self.channel())(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+            response = health_check(self.channel())(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError:
             return None
         return int(response.status)
@@ -161,7 +161,7 @@ class ModelServerProcess:
 
         def follow() -> None:
             try:
-                for response in _health_watch(self.channel())(health_pb2.HealthCheckRequest(service=service)):
+                for response in health_watch(self.channel())(health_pb2.HealthCheckRequest(service=service)):
                     statuses.append(int(response.status))
             except grpc.RpcError:
                 pass

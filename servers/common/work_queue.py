@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from servers.common.cancellation import CancelToken
@@ -37,8 +37,8 @@ class WorkQueue:
             self._metrics.queue_depth.set(self.waiting)
             self._metrics.in_flight.set(self.running)
 
-    async def run(self, work: Callable[[], T], token: CancelToken) -> T:
-        """Run `work` on the device when a slot frees up. `work` should call `token.check()` between steps."""
+    async def _acquire(self) -> None:
+        """Wait for a slot in the queue's order; RESOURCE_EXHAUSTED when the queue is full."""
         if self.waiting + self.running >= self.max_concurrent + self.max_queue:
             if self._metrics is not None:
                 self._metrics.rejected.inc()
@@ -52,6 +52,23 @@ class WorkQueue:
         finally:
             self.waiting -= 1
             self._publish()
+
+    async def run_coroutine(self, work: Callable[[], Awaitable[T]]) -> T:
+        """The same admission for work that is itself a coroutine (the orchestrator's tasks, which await
+        model servers rather than occupy a device); the slot is released when the coroutine ends."""
+        await self._acquire()
+        self.running += 1
+        self._publish()
+        try:
+            return await work()
+        finally:
+            self.running -= 1
+            self._slots.release()
+            self._publish()
+
+    async def run(self, work: Callable[[], T], token: CancelToken) -> T:
+        """Run `work` on the device when a slot frees up. `work` should call `token.check()` between steps."""
+        await self._acquire()
         try:
             token.check()  # the deadline may have passed while queued
         except BaseException:

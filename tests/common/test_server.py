@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2
 
 from servers.common.config import ServerConfig
 from servers.common.errors import InvalidArgument
-from servers.common.launcher import CHANNEL_OPTIONS, _health_check, _health_watch
+from servers.common.launcher import CHANNEL_OPTIONS, health_check, health_watch
 from servers.common.server import ModelServer, token_for
 from servers.triton.launcher import free_port
 
@@ -92,7 +92,7 @@ class InProcessServer:
         return self
 
     def health(self) -> int:
-        return int(_health_check(self.channel)(health_pb2.HealthCheckRequest(service="test.Fake"), timeout=5).status)
+        return int(health_check(self.channel)(health_pb2.HealthCheckRequest(service="test.Fake"), timeout=5).status)
 
     def wait_health(self, status: int) -> None:
         deadline = time.monotonic() + 10
@@ -220,7 +220,7 @@ def test_drain_finishes_in_flight_work_refuses_new_calls_and_returns(ready: InPr
 
     def watch() -> None:
         try:
-            for response in _health_watch(ready.channel)(health_pb2.HealthCheckRequest(service="test.Fake")):
+            for response in health_watch(ready.channel)(health_pb2.HealthCheckRequest(service="test.Fake")):
                 statuses.append(int(response.status))
         except grpc.RpcError:
             pass

@@ -10,14 +10,17 @@ from inpaint.v1 import inpaint_pb2
 from orchestrator.api import fingerprint
 from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
 from orchestrator.search import SearchConfigError
-from orchestrator.service import Admission, ResultCache, to_service_error
+from orchestrator.service import ResultCache, to_service_error
 from servers.common import errors as service_errors
 from servers.common.interceptor import status_for
 
 
 def test_admission_rejects_beyond_running_plus_queued() -> None:
+    """The orchestrator admits its tasks through the model servers' WorkQueue (coroutine work)."""
+    from servers.common.work_queue import WorkQueue
+
     async def scenario() -> list[str]:
-        admission = Admission(max_concurrent=1, max_queue=1)
+        queue = WorkQueue(max_concurrent=1, max_queue=1)
         release = asyncio.Event()
         outcomes: list[str] = []
 
@@ -25,14 +28,14 @@ def test_admission_rejects_beyond_running_plus_queued() -> None:
             await release.wait()
             return "done"
 
-        first = asyncio.ensure_future(admission.run(work))
-        second = asyncio.ensure_future(admission.run(work))
+        first = asyncio.ensure_future(queue.run_coroutine(work))
+        second = asyncio.ensure_future(queue.run_coroutine(work))
         await asyncio.sleep(0)
         with pytest.raises(service_errors.ResourceExhausted, match="busy"):
-            await admission.run(work)
+            await queue.run_coroutine(work)
         release.set()
         outcomes += [await first, await second]
-        outcomes.append(await admission.run(work))  # room again once they finished
+        outcomes.append(await queue.run_coroutine(work))  # room again once they finished
         return outcomes
 
     assert asyncio.run(scenario()) == ["done", "done", "done"]
