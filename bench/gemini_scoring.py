@@ -2,7 +2,11 @@
 
 The real `google-genai` SDK talks to the local fake Gemini server, which answers after a fixed delay
 (300 ms by default, about a real flash model's latency for one image). Each mode scores the same
-candidates `--repeats` times; the JSON keeps every run and the median.
+candidates `--repeats` times; the JSON keeps every run and the median. The figures justify
+`GeminiConfig.max_concurrency`, the one concurrency setting of Gemini scoring.
+
+It also measures what one request carries for a 30 MP photo: the full-resolution JPEG the search used
+to send against the two judge views (`build_judge_views`), with the time to build each.
 
     .venv/bin/python -m bench.gemini_scoring [--candidates 21] [--delay-ms 300] [--repeats 3]
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import platform
@@ -23,7 +28,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from orchestrator.scoring.gemini import GeminiConfig, GeminiRealismScorer, RealismScore
+import numpy as np
+from PIL import Image
+
+from orchestrator.refine.crop import CropBox
+from orchestrator.scoring.gemini import GeminiConfig, GeminiRealismScorer, RealismScore, build_judge_views
 from tests.fakes.fake_gemini import FakeGemini
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gemini_scoring.json"
@@ -70,6 +79,29 @@ def run_mode(fake: FakeGemini, mode: Mode, candidates: int) -> dict[str, Any]:
     }
 
 
+def payload_30mp() -> dict[str, Any]:
+    """Bytes and build time of one request's images for a 6720 x 4480 photo with sensor-like noise."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(4480, 6720, 3), dtype=np.uint8)
+    box = CropBox(3000, 1500, 3700, 2200)
+    started = time.perf_counter()
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=92)
+    full_s = time.perf_counter() - started
+    started = time.perf_counter()
+    views = build_judge_views(image, box)
+    views_s = time.perf_counter() - started
+    return {
+        "full_jpeg_bytes": len(buffer.getvalue()),
+        "full_jpeg_base64_bytes": -(-len(buffer.getvalue()) // 3) * 4,
+        "full_jpeg_build_s": round(full_s, 3),
+        "views_bytes": views.nbytes,
+        "views": f"face {views.face.size}, whole {views.whole.size}",
+        "views_build_s": round(views_s, 3),
+        "inline_limit_bytes": 20 * 1024 * 1024,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=21)
@@ -81,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     modes = [
         Mode("one_at_a_time", concurrent=False, max_concurrency=1),
         Mode("concurrent_max4", concurrent=True, max_concurrency=4),
-        Mode("concurrent_max8", concurrent=True, max_concurrency=8),  # the GeminiConfig default
+        Mode("concurrent_max8", concurrent=True, max_concurrency=8),
         Mode(f"concurrent_max{args.candidates}", concurrent=True, max_concurrency=args.candidates),
     ]
     report: dict[str, Any] = {
@@ -95,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "default_max_concurrency": GeminiConfig().max_concurrency,
         "modes": {},
+        "payload_30mp": payload_30mp(),
     }
     with FakeGemini() as fake:
         fake.configure(delay_s=args.delay_ms / 1000.0)
@@ -126,6 +160,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:>20}: {entry['median_wall_s']:.3f} s (ideal {entry['ideal_wall_s']:.3f} s), "
             f"x{entry['speedup_vs_one_at_a_time']} vs one at a time, max in flight {entry['runs'][-1]['max_in_flight']}"
         )
+    payload = report["payload_30mp"]
+    print(
+        f"30 MP photo: full JPEG {payload['full_jpeg_base64_bytes'] / 1e6:.1f} MB base64 "
+        f"({payload['full_jpeg_build_s']:.2f} s), "
+        f"views {payload['views_bytes'] / 1e3:.0f} kB ({payload['views_build_s']:.2f} s)"
+    )
     print(f"wrote {args.out}")
 
 

@@ -1,11 +1,22 @@
 """A local fake of the Gemini Developer API's `generateContent` endpoint.
 
-It speaks the REST shape the real `google-genai` SDK uses, so tests point the real SDK at it with
-`HttpOptions(base_url=fake.base_url)` and exercise the real serialisation, error mapping and
-transport. The path is `/{api_version}/models/{model}:generateContent` (the SDK inserts the API
-version after the base URL; 3.x defaults to `v1`), the key travels in the `x-goog-api-key` header,
-and errors use Google's JSON error envelope `{"error": {"code", "message", "status"}}`, from which
-the SDK builds `errors.ClientError` / `errors.ServerError`.
+It follows the REST shape that the pinned SDK, `google-genai` 3.6.1, sends and reads, so tests point the
+real SDK at it with `HttpOptions(base_url=fake.base_url)` and exercise the real serialisation, error
+mapping and transport. Upstream files it mirrors (google-genai 3.6.1, `google/genai/`):
+
+- `models.py` / `_api_client.py`: the path `/{api_version}/models/{model}:generateContent` (the SDK
+  inserts the API version after the base URL; 3.x defaults to `v1`), the key in the `x-goog-api-key`
+  header, a JSON body with `contents`, `systemInstruction` and `generationConfig`;
+- `errors.py`: `APIError` is built from Google's JSON error envelope
+  `{"error": {"code", "message", "status", "details"}}` (kept whole in `APIError.details`, the HTTP
+  response in `APIError.response`), as `ClientError` for 4xx and `ServerError` for 5xx.
+
+The `details` entries follow google.rpc's error model (googleapis `google/rpc/error_details.proto`, in
+the JSON form the Gemini API sends): a 429 carries `QuotaFailure` and `RetryInfo` (`retryDelay`, a
+Duration in JSON form such as "7s"); a bad key is answered 400 INVALID_ARGUMENT "API key not valid.
+Please pass a valid API key." with `ErrorInfo` reason `API_KEY_INVALID`; a body over the inline request
+limit (20 MiB on the Developer API) is answered 400 INVALID_ARGUMENT "Request payload size exceeds the
+limit".
 
 Behaviour is controlled per instance (thread-safe):
 
@@ -14,10 +25,16 @@ Behaviour is controlled per instance (thread-safe):
 - `fail_next(status, count, model=None)`: the next `count` requests (of that model) answer `status`
   (429 RESOURCE_EXHAUSTED, 500 INTERNAL, 503 UNAVAILABLE, ...), then normal answers resume;
 - `always_fail_status`: every request answers that status;
+- `retry_delay_s`, `retry_delay_in`: every 429 carries this retry delay, in a RetryInfo detail
+  ("body") or a Retry-After header ("header");
+- `invalid_key`: every request is answered as Google answers a bad key;
+- `max_request_bytes`: a larger request body is refused as Google refuses it;
 - `delay_s`: every answer waits this long first (a slow model; also the benchmark's answer time);
 - `malformed`: the model's text is not the JSON the schema asked for;
 - `echo_key_in_errors`: error messages quote the API key the request carried (as a careless proxy
   might), so tests can prove the client scrubs it.
+
+Every request is recorded with its body size and arrival time (`requests`).
 
 Run it as a process for end-to-end tests: `python -m tests.fakes.fake_gemini --port 0 --delay-ms 300`
 prints `listening on http://127.0.0.1:PORT` once it accepts connections.
@@ -51,6 +68,10 @@ _STATUS_NAMES = {
 }
 
 
+# Google's inline request limit on the Developer API: the whole JSON body, base64 images included.
+INLINE_REQUEST_LIMIT_BYTES = 20 * 1024 * 1024
+
+
 class _Keep(Enum):
     KEEP = "keep"
 
@@ -64,6 +85,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     status: int
+    size_bytes: int  # the request body as received (base64 images included)
+    received_at: float  # time.monotonic() once the body was read
 
 
 @dataclass
@@ -84,6 +107,10 @@ class FakeGeminiState:
     echo_key_in_errors: bool = False
     not_found_models: set[str] = field(default_factory=set)
     always_fail_status: int | None = None
+    retry_delay_s: float | None = None
+    retry_delay_in: str = "body"  # or "header"
+    invalid_key: bool = False
+    max_request_bytes: int = INLINE_REQUEST_LIMIT_BYTES
     failures: list[_Failure] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     in_flight: int = 0
@@ -150,6 +177,10 @@ class FakeGemini:
         not_found_models: set[str] | None = None,
         always_fail_status: int | _Keep | None = _Keep.KEEP,
         echo_key_in_errors: bool | None = None,
+        retry_delay_s: float | _Keep | None = _Keep.KEEP,
+        retry_delay_in: str | None = None,
+        invalid_key: bool | None = None,
+        max_request_bytes: int | None = None,
     ) -> None:
         """Change what the fake answers; arguments left out keep their value (None turns failing off)."""
         with self.lock:
@@ -168,6 +199,16 @@ class FakeGemini:
                 s.always_fail_status = always_fail_status
             if echo_key_in_errors is not None:
                 s.echo_key_in_errors = echo_key_in_errors
+            if retry_delay_s is not _Keep.KEEP:
+                s.retry_delay_s = retry_delay_s
+            if retry_delay_in is not None:
+                if retry_delay_in not in ("body", "header"):
+                    raise ValueError(f"retry_delay_in: 'body' or 'header', got {retry_delay_in!r}")
+                s.retry_delay_in = retry_delay_in
+            if invalid_key is not None:
+                s.invalid_key = invalid_key
+            if max_request_bytes is not None:
+                s.max_request_bytes = max_request_bytes
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -182,21 +223,28 @@ class FakeGemini:
     def models_called(self) -> list[str]:
         return [r.model for r in self.requests]
 
+    def statuses(self) -> list[int]:
+        return [r.status for r in self.requests]
+
     # Answering.
 
-    def _decide(self, model: str) -> int:
-        """The HTTP status for this request; consumes one scripted failure if one applies."""
+    def _decide(self, model: str, size: int) -> tuple[int, str]:
+        """The HTTP status and why; consumes one scripted failure if one applies."""
         with self.lock:
             s = self.state
+            if s.invalid_key:
+                return 400, "invalid_key"  # the key is checked before anything else
+            if size > s.max_request_bytes:
+                return 400, "too_large"
             if model in s.not_found_models:
-                return 404
+                return 404, "not_found"
             if s.always_fail_status is not None:
-                return s.always_fail_status
+                return s.always_fail_status, "scripted"
             for failure in s.failures:
                 if failure.remaining > 0 and failure.model in (None, model):
                     failure.remaining -= 1
-                    return failure.status
-            return 200
+                    return failure.status, "scripted"
+            return 200, "ok"
 
     def _answer_text(self) -> str:
         with self.lock:
@@ -218,14 +266,51 @@ class FakeGemini:
         )
 
 
-def _error_body(status: int, model: str, api_version: str, echoed_key: str | None) -> dict[str, Any]:
-    if status == 404:
+def _error_body(
+    status: int, why: str, model: str, api_version: str, echoed_key: str | None, state: FakeGeminiState
+) -> dict[str, Any]:
+    details: list[dict[str, Any]] = []
+    if why == "invalid_key":
+        message = "API key not valid. Please pass a valid API key."
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        )
+    elif why == "too_large":
+        message = f"Request payload size exceeds the limit: {state.max_request_bytes} bytes."
+    elif status == 404:
         message = f"models/{model} is not found for API version {api_version}, or is not supported for generateContent."
+    elif status == 429:
+        message = "You exceeded your current quota, please check your plan and billing details."
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                        "quotaDimensions": {"location": "global", "model": model},
+                        "quotaValue": "10",
+                    }
+                ],
+            }
+        )
+        if state.retry_delay_s is not None and state.retry_delay_in == "body":
+            details.append(
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{state.retry_delay_s:g}s"}
+            )
     else:
         message = f"fake failure {status}"
     if echoed_key is not None:
         message += f" (request carried key {echoed_key})"
-    return {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
+    error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}
+    if details:
+        error["details"] = details
+    return {"error": error}
 
 
 def _success_body(model: str, text: str) -> dict[str, Any]:
@@ -254,6 +339,7 @@ def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
+            received_at = time.monotonic()
             match = _PATH.match(self.path)
             if match is None:
                 self._send(404, {"error": {"code": 404, "message": f"no route {self.path}", "status": "NOT_FOUND"}})
@@ -273,7 +359,7 @@ def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             try:
                 if delay > 0:
                     time.sleep(delay)
-                status = fake._decide(model)
+                status, why = fake._decide(model, len(raw))
                 with fake.lock:
                     fake.state.requests.append(
                         RecordedRequest(
@@ -282,22 +368,31 @@ def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
                             headers={k.lower(): v for k, v in self.headers.items()},
                             body=body,
                             status=status,
+                            size_bytes=len(raw),
+                            received_at=received_at,
                         )
                     )
                 if status != 200:
                     with fake.lock:
-                        echoed = self.headers.get("x-goog-api-key") if fake.state.echo_key_in_errors else None
-                    self._send(status, _error_body(status, model, version, echoed))
+                        state = fake.state
+                        echoed = self.headers.get("x-goog-api-key") if state.echo_key_in_errors else None
+                        payload = _error_body(status, why, model, version, echoed, state)
+                        headers = {}
+                        if status == 429 and state.retry_delay_s is not None and state.retry_delay_in == "header":
+                            headers["Retry-After"] = f"{state.retry_delay_s:g}"
+                    self._send(status, payload, headers)
                 else:
                     self._send(200, _success_body(model, fake._answer_text()))
             finally:
                 with fake.lock:
                     fake.state.in_flight -= 1
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             try:
                 self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

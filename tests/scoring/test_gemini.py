@@ -20,9 +20,11 @@ from orchestrator.scoring.gemini import (
     GeminiConfig,
     GeminiRealismScorer,
     RealismScore,
+    reset_circuits,
     resolve_api_key,
 )
 from orchestrator.search import GenerationMode, Scorer, SearchConfig, SearchRequest, run_search
+from orchestrator.search.deadline import Deadline
 from orchestrator.search.signals import REALISM
 from tests.fakes.eacps import FakeGenerator, FakeImage, table_scorer
 from tests.fakes.fake_gemini import FakeGemini
@@ -40,6 +42,14 @@ def fake() -> Iterator[FakeGemini]:
 @pytest.fixture(autouse=True)
 def no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(GEMINI_API_KEY_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_state() -> Iterator[None]:
+    # What an endpoint taught the process (missing models, blocks) must not leak from one test to the next.
+    reset_circuits()
+    yield
+    reset_circuits()
 
 
 def config(fake: FakeGemini, **overrides: object) -> GeminiConfig:
@@ -132,7 +142,7 @@ def test_a_slow_model_times_out_and_falls_back(fake: FakeGemini) -> None:
 def test_a_budget_shorter_than_the_answer_time_falls_back_within_the_budget(fake: FakeGemini) -> None:
     fake.configure(delay_s=1.0)
     started = time.monotonic()
-    result = score_once(config(fake), budget_s=0.3)
+    result = score_once(config(fake), deadline=Deadline.after(0.3))
     assert time.monotonic() - started < 0.8
     assert result.fallback and "budget" in (result.reason or "")
 
