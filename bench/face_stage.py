@@ -22,11 +22,12 @@ from orchestrator import sample_photos
 from orchestrator.faces.analysis import FaceAnalyzer
 from orchestrator.faces.stage import FaceStage
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
-from servers.triton.launcher import TritonServer, TritonServerConfig
-from tools.models.prepare import read_provenance
+from servers.triton.contracts import ARCFACE_W600K, LANDMARK_2D106
+from servers.triton.provenance import read_provenance
+from stack.triton import TritonServer, TritonServerConfig
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "triton_models"
-BATCHED_MODELS = ("2d106det", "w600k_r50")
+BATCHED_MODELS = (LANDMARK_2D106.triton_name, ARCFACE_W600K.triton_name)
 
 
 def settled_statistics(models: TritonModels, model: str) -> tuple[int, int]:
@@ -81,13 +82,18 @@ def measure(url: str, runs: int, callers: int) -> dict[str, object]:
     batching = {"face_stage_concurrent_swaps": batching_of(swaps)}
     concurrent_wall = time.perf_counter() - started
     # Many callers embedding one crop each at once: the pattern of scoring a stage's candidates.
+    arcface, arcface_in, arcface_out = (
+        ARCFACE_W600K.triton_name,
+        ARCFACE_W600K.inputs[0].name,
+        ARCFACE_W600K.outputs[0].name,
+    )
     crops = np.random.default_rng(0).random((callers * 8, 1, 3, 112, 112), dtype=np.float32)
 
     def embeddings() -> None:
         with ThreadPoolExecutor(max_workers=callers) as pool:
-            list(pool.map(lambda x: models.infer("w600k_r50", {"input.1": x}, ["683"]), crops))
+            list(pool.map(lambda x: models.infer(arcface, {arcface_in: x}, [arcface_out]), crops))
 
-    batching["single_crop_embeddings"] = {"w600k_r50": batching_of(embeddings)["w600k_r50"]}
+    batching["single_crop_embeddings"] = {arcface: batching_of(embeddings)[arcface]}
     models.close()
     return {
         "single_swap_latency_ms": {

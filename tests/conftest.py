@@ -12,8 +12,8 @@ import pytest
 
 from orchestrator import sample_photos
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
-from servers.triton.launcher import TritonServer, TritonServerConfig
-from tools.models.contracts import ALL_MODELS
+from servers.triton.contracts import ALL_MODELS
+from stack.triton import TritonServer, TritonServerConfig
 from tools.models.prepare import prepare_repository
 from tools.models.standins import write_standins
 

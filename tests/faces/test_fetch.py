@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from servers.triton.launcher import free_port
+from stack.process import free_port
 from tools.models.fetch import FetchError, fetch
 from tools.models.manifest import Download
 

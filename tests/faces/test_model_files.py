@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,20 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from bench.prepare_memory import measure_on_standins
+from servers.triton.contracts import ALL_MODELS, EMAP_SHAPE, INSWAPPER_128, LANDMARK_2D106
+from servers.triton.provenance import is_standin, read_provenance
 from tests.conftest import copy_model_configs
-from tools.models.contracts import ALL_MODELS, EMAP_SHAPE, INSWAPPER_128, META_STANDIN
-from tools.models.prepare import PreparationError, fold_emap, prepare_repository, read_provenance
+from tools.models import onnx_stream
+from tools.models.prepare import (
+    PreparationError,
+    fold_emap,
+    fold_input_normalisation,
+    main,
+    normalises_itself,
+    prepare_repository,
+)
+from tools.models.standins import LANDMARK_IR_VERSION, LANDMARK_OPSET
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -37,7 +50,7 @@ def test_standin_has_the_real_contract(standin_weights: Path, contract) -> None:
         assert out.dtype == np.float32
         assert all(want in (-1, got) for got, want in zip(out.shape, spec.shape)), (out.shape, spec.shape)
     model = onnx.load(str(standin_weights / contract.source_path))
-    assert {p.key: p.value for p in model.metadata_props}[META_STANDIN] == "true"
+    assert is_standin({p.key: p.value for p in model.metadata_props})
 
 
 def test_standin_inswapper_keeps_an_unused_trailing_emap(standin_weights: Path) -> None:
@@ -121,34 +134,162 @@ def test_prepare_rejects_a_corrupt_file(standin_weights: Path, tmp_path: Path) -
         prepare_repository(weights, copy_model_configs(tmp_path / "repo"))
 
 
+def test_the_landmark_standin_is_an_old_self_normalising_export_like_the_real_file(standin_weights: Path) -> None:
+    model = onnx.load(str(standin_weights / LANDMARK_2D106.source_path))
+    assert (model.ir_version, model.opset_import[0].version) == (LANDMARK_IR_VERSION, LANDMARK_OPSET) == (3, 9)
+    assert {i.name for i in model.graph.initializer} <= {v.name for v in model.graph.input}  # IR 3's rule
+    assert model.graph.node[0].name == "bn_data"
+    assert normalises_itself(model, LANDMARK_2D106)
+
+
 def test_a_landmark_export_that_normalises_itself_gets_the_common_input_contract(
     standin_weights: Path, tmp_path: Path
 ) -> None:
-    """The MXNet 2d106det starts with `bn_data` and takes raw pixels; prepared, it takes (x-127.5)/128."""
-    from tools.models.contracts import LANDMARK_2D106
-    from tools.models.prepare import fold_input_normalisation, normalises_itself
-
-    model = onnx.load(str(standin_weights / LANDMARK_2D106.source_path))
-    assert not normalises_itself(model, LANDMARK_2D106)
-    model.graph.node[0].name = "bn_data"  # what insightface looks for
-    assert normalises_itself(model, LANDMARK_2D106)
-    raw_path, folded_path = tmp_path / "raw.onnx", tmp_path / "folded.onnx"
-    onnx.save(model, str(raw_path))
-    onnx.save(fold_input_normalisation(model, LANDMARK_2D106), str(folded_path))
-    pixels = np.random.default_rng(3).uniform(0, 255, (2, 3, 192, 192)).astype(np.float32)
+    """The MXNet 2d106det takes raw pixels; folded, it takes (x-127.5)/128 and still passes onnx's checker."""
+    raw_path, folded_path = standin_weights / LANDMARK_2D106.source_path, tmp_path / "folded.onnx"
+    folded = fold_input_normalisation(onnx.load(str(raw_path)), LANDMARK_2D106)
+    assert folded.ir_version == 3
+    onnx.checker.check_model(folded)  # IR 3: a folded-in initializer not listed as an input would fail here
+    onnx.save(folded, str(folded_path))
+    assert [i.name for i in _session(folded_path).get_inputs()] == ["data"]
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 3, 192, 192)).astype(np.float32)
     expected = _session(raw_path).run(None, {"data": pixels})[0]
     got = _session(folded_path).run(None, {"data": (pixels - 127.5) / 128.0})[0]
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_prepare_records_whether_it_folded_the_input_normalisation(standin_weights: Path, tmp_path: Path) -> None:
-    weights = _weights_copy(standin_weights, tmp_path)
-    path = weights / "buffalo_l" / "2d106det.onnx"
-    model = onnx.load(str(path))
-    model.graph.node[0].name = "bn_data"
-    onnx.save(model, str(path))
     repository = copy_model_configs(tmp_path / "repo")
-    prepare_repository(weights, repository)
+    prepare_repository(standin_weights, repository)
     provenance = {p.name: p for p in read_provenance(repository) or []}
     assert provenance["2d106det"].input_normalisation_folded
     assert not provenance["w600k_r50"].input_normalisation_folded
+    prepared = onnx.load(str(repository / "2d106det" / "1" / "model.onnx"))
+    assert prepared.ir_version == 3  # kept as the source had it; the folded graph passed the checker
+    onnx.checker.check_model(prepared)
+
+
+def test_a_prepared_file_equals_the_source_with_the_changes_preparation_made(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    """Streaming the weights through leaves every initializer's bytes as they were."""
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(standin_weights, repository)
+    source = onnx.load(str(standin_weights / INSWAPPER_128.source_path))
+    prepared = onnx.load(str(repository / "inswapper_128" / "1" / "model.onnx"))
+    assert [numpy_helper.to_array(t).tobytes() for t in prepared.graph.initializer] == [
+        numpy_helper.to_array(t).tobytes() for t in source.graph.initializer
+    ]
+    assert prepared.graph.output == source.graph.output
+    expected = fold_emap(source)
+    assert prepared.graph.node == expected.graph.node
+
+
+def test_streamed_load_leaves_large_initializers_in_the_file_and_saves_an_identical_model(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    path = standin_weights / INSWAPPER_128.source_path
+    lazy = onnx_stream.load(path, inline_below=1024)
+    external = [t for t in lazy.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and all(not t.raw_data for t in external)
+    assert lazy.ByteSize() < path.stat().st_size / 2
+    onnx_stream.check(lazy)
+    target = tmp_path / "copy.onnx"
+    digest = onnx_stream.save(lazy, target, base_dir=path.parent)
+    assert digest == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert onnx.load(str(target)) == onnx.load(str(path))
+
+
+def test_a_truncated_file_is_named_as_unreadable(standin_weights: Path, tmp_path: Path) -> None:
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / "inswapper_128.onnx"
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(PreparationError, match=r"inswapper_128: .*inswapper_128.onnx is not a readable ONNX file"):
+        prepare_repository(weights, copy_model_configs(tmp_path / "repo"))
+
+
+def test_a_graph_the_checker_rejects_is_a_preparation_error_naming_the_file(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / "buffalo_l" / "w600k_r50.onnx"
+    model = onnx.load(str(path))
+    model.graph.node[-1].input.append("nowhere")  # a node input nothing defines
+    onnx.save(model, str(path))
+    with pytest.raises(PreparationError, match=r"w600k_r50 \(.*w600k_r50.onnx\): .* fails onnx's checker: .*nowhere"):
+        prepare_repository(weights, copy_model_configs(tmp_path / "repo"))
+
+
+def test_the_command_reports_a_failure_on_one_line_and_exits_non_zero(
+    standin_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / "buffalo_l" / "w600k_r50.onnx"
+    model = onnx.load(str(path))
+    model.graph.node[-1].input.append("nowhere")
+    onnx.save(model, str(path))
+    code = main(["--weights", str(weights), "--repository", str(copy_model_configs(tmp_path / "repo"))])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: w600k_r50 (") and str(path) in err
+    assert "Traceback" not in err
+
+
+def test_preparation_peaks_under_one_and_a_half_times_the_largest_file(tmp_path: Path) -> None:
+    """The init container's limit is sized from this bound; bench.prepare_memory measures it at 554 MB."""
+    result = measure_on_standins(60_000_000, tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert result.largest_file == "inswapper_128.onnx"
+    assert result.ratio < 1.5, (
+        f"peak RSS {result.peak_rss_bytes / 2**20:.0f} MiB for a {result.largest_file_bytes / 2**20:.0f} MiB file"
+    )
+
+
+RUNTIME_PACKAGES = ("orchestrator", "servers")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _runtime_sources() -> list[Path]:
+    return sorted(p for package in RUNTIME_PACKAGES for p in (REPO_ROOT / package).rglob("*.py"))
+
+
+def _imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def _distinctive_contract_names() -> set[str]:
+    """Model and tensor names that cannot be an ordinary string ("det_10g", "fc1", "683", ...).
+
+    ("data", "source", "target" and "output" are also tensor names, but a search for them would find
+    every other use of those words.)
+    """
+    names = {c.triton_name for c in ALL_MODELS} | {s.name for c in ALL_MODELS for s in (*c.inputs, *c.outputs)}
+    return {name for name in names if any(ch.isdigit() for ch in name)}
+
+
+def test_the_runtime_takes_model_and_tensor_names_from_the_contracts() -> None:
+    """A name written again in the runtime drifts from the contract the day one of them changes."""
+    names = _distinctive_contract_names()
+    allowed = {REPO_ROOT / "servers" / "triton" / "contracts.py"}
+    offending = []
+    for path in _runtime_sources():
+        if path in allowed:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        offending += [
+            f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings
+        ]
+    assert offending == []

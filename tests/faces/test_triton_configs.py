@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from tools.models.contracts import ALL_MODELS, ModelContract
+from servers.triton.contracts import ALL_MODELS, ModelContract
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "triton_models"
 

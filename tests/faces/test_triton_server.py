@@ -11,9 +11,10 @@ import pytest
 
 from orchestrator.errors import ModelUnavailableError
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
-from servers.triton.launcher import TritonServer, TritonServerConfig, TritonStartError, live_group_members
+from servers.triton.contracts import ALL_MODELS, DET_10G, ModelContract
+from stack.process import live_group_members
+from stack.triton import TritonServer, TritonServerConfig, TritonStartError
 from tests.conftest import settled_statistics
-from tools.models.contracts import ALL_MODELS, DET_10G, ModelContract
 
 pytestmark = pytest.mark.triton
 
@@ -70,7 +71,7 @@ def test_readiness_of_every_face_model(triton_models: TritonModels) -> None:
 
 
 def test_an_unreachable_server_is_reported_as_unavailable() -> None:
-    from servers.triton.launcher import free_port
+    from stack.process import free_port
 
     models = TritonModels(TritonConfig(url=f"127.0.0.1:{free_port()}", timeout_s=2.0))
     with pytest.raises(ModelUnavailableError, match="triton"):

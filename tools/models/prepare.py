@@ -10,54 +10,52 @@ what it did in `<repository>/provenance.json`.
 inswapper_128 is rewritten on the way: the real graph takes `normalize(normalize(e) @ emap)` as
 its `source`, where `emap` is the file's last initializer. The prepared graph computes that
 projection itself, so Triton clients send the plain ArcFace embedding `e` and need no weight file.
+Exports that normalise their own input (the MXNet 2d106det) get the contract's normalisation folded
+in front, so every client sends the same thing whichever export the file is.
+
+Memory: the largest file (inswapper_128, 554 MB) runs in an init container with a tight limit, so
+nothing here holds a model's weights: `tools.models.onnx_stream` leaves them in the source file and
+streams them into the output, and checksums are streamed too. Any failure is a PreparationError
+naming the model and the file; the command prints it on one line and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
+import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-from tools.models.contracts import (
+from servers.triton.contracts import (
     ALL_MODELS,
-    ARCFACE_W600K,
     EMAP_SHAPE,
     INSWAPPER_128,
     LANDMARK_2D106,
     META_EMAP_FOLDED,
     META_INPUT_FOLDED,
-    META_STANDIN,
     ModelContract,
     TensorSpec,
 )
+from servers.triton.provenance import PreparedModel, is_standin, write_provenance
+from tools.models import onnx_stream
 from tools.models.manifest import FILE_SHA256
 
 CPU_RUNNER = Path(__file__).resolve().parents[2] / "servers" / "triton" / "onnx_cpu_model.py"
-PROVENANCE_FILE = "provenance.json"
 
 
 class PreparationError(Exception):
-    """A model file is missing, corrupt, or does not have the real contract."""
+    """A model file is missing, corrupt, does not have the real contract, or could not be prepared."""
 
 
-@dataclass(frozen=True)
-class PreparedModel:
-    name: str
-    source: str
-    source_sha256: str
-    prepared_sha256: str
-    standin: bool
-    checksum_verified: bool
-    emap_folded: bool
-    input_normalisation_folded: bool = False
+def _one_line(exc: BaseException) -> str:
+    # onnx's checker and protobuf write multi-line messages; the CLI reports one line per failure.
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def sha256_of(path: Path) -> str:
@@ -82,7 +80,7 @@ def _check_tensors(kind: str, found: list[onnx.ValueInfoProto], expected: tuple[
     if names != [s.name for s in expected]:
         raise PreparationError(f"{where}: {kind} are {names}, expected {[s.name for s in expected]}")
     for value, spec in zip(found, expected):
-        if value.type.tensor_type.elem_type != TensorProto.FLOAT:
+        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             raise PreparationError(f"{where}: {kind[:-1]} {spec.name!r} is not float32")
         dims = _dims(value)
         if len(dims) != len(spec.shape):
@@ -95,49 +93,65 @@ def _check_tensors(kind: str, found: list[onnx.ValueInfoProto], expected: tuple[
 
 
 def check_contract(model: onnx.ModelProto, contract: ModelContract, where: str) -> None:
-    """Raise PreparationError unless the graph's inputs and outputs are the real contract's."""
+    """Raise PreparationError unless the graph's inputs and outputs are the real contract's.
+
+    Files of IR version 3 (old exports) list every initializer among the graph's inputs too; those
+    are not inputs a client feeds.
+    """
     initializer_names = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializer_names]
     _check_tensors("inputs", inputs, contract.inputs, where)
     _check_tensors("outputs", list(model.graph.output), contract.outputs, where)
 
 
+def _prepend_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    combined = nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(combined)
+
+
+def _rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+
+
+def _constant(name: str, value: float) -> onnx.NodeProto:
+    # A Constant node rather than an initializer: files of IR version < 4 must list every initializer
+    # among the graph's inputs, which would make the constant an input clients could override.
+    tensor = numpy_helper.from_array(np.array(value, np.float32), f"{name}_value")
+    return helper.make_node("Constant", [], [name], value=tensor, name=name)
+
+
 def fold_emap(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Return inswapper with `source = normalize(normalize(e) @ emap)` computed inside the graph."""
+    """Make inswapper compute `source = normalize(normalize(e) @ emap)` itself; returns `model`, changed in place.
+
+    In place because a copy of inswapper is another 554 MB; the emap initializer is used where it is.
+    """
+    where = f"{INSWAPPER_128.triton_name}"
     if _metadata(model).get(META_EMAP_FOLDED) == "true":
-        raise PreparationError("inswapper_128: the emap projection is already folded into this graph")
+        raise PreparationError(f"{where}: the emap projection is already folded into this graph")
     if not model.graph.initializer:
-        raise PreparationError("inswapper_128: the graph has no initializers, so no emap to fold")
+        raise PreparationError(f"{where}: the graph has no initializers, so no emap to fold")
     emap = model.graph.initializer[-1]
     if tuple(emap.dims) != EMAP_SHAPE:
         raise PreparationError(
-            f"inswapper_128: last initializer {emap.name!r} has shape {list(emap.dims)}, "
-            f"expected emap {list(EMAP_SHAPE)}"
+            f"{where}: last initializer {emap.name!r} has shape {list(emap.dims)}, expected emap {list(EMAP_SHAPE)}"
         )
-    folded = onnx.ModelProto()
-    folded.CopyFrom(model)
-    graph = folded.graph
-    projected = "source_projected"
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == "source":
-                node.input[i] = projected
-    projection = [
-        helper.make_node("LpNormalization", ["source"], ["source_normed"], axis=1, p=2, name="fold_normalize_in"),
-        helper.make_node("MatMul", ["source_normed", emap.name], ["source_mapped"], name="fold_emap"),
-        helper.make_node("LpNormalization", ["source_mapped"], [projected], axis=1, p=2, name="fold_normalize_out"),
-    ]
-    nodes = projection + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    helper.set_model_props(folded, {**_metadata(model), META_EMAP_FOLDED: "true"})
-    onnx.checker.check_model(folded)
-    return folded
-
-
-# What the Triton contract asks clients to send (the normalisation insightface uses when a graph
-# does not normalise by itself): (pixel - mean) / std, RGB.
-CLIENT_NORMALISATION = {LANDMARK_2D106.triton_name: (127.5, 128.0), ARCFACE_W600K.triton_name: (127.5, 127.5)}
+    source = INSWAPPER_128.inputs[1].name
+    projected = f"{source}_projected"
+    _rename_input(model.graph, source, projected)
+    _prepend_nodes(
+        model.graph,
+        [
+            helper.make_node("LpNormalization", [source], ["source_normed"], axis=1, p=2, name="fold_normalize_in"),
+            helper.make_node("MatMul", ["source_normed", emap.name], ["source_mapped"], name="fold_emap"),
+            helper.make_node("LpNormalization", ["source_mapped"], [projected], axis=1, p=2, name="fold_normalize_out"),
+        ],
+    )
+    helper.set_model_props(model, {**_metadata(model), META_EMAP_FOLDED: "true"})
+    return model
 
 
 def normalises_itself(model: onnx.ModelProto, contract: ModelContract) -> bool:
@@ -156,53 +170,39 @@ def normalises_itself(model: onnx.ModelProto, contract: ModelContract) -> bool:
 
 
 def fold_input_normalisation(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
-    """A graph that takes raw pixels, turned into one that takes the contract's normalised input.
+    """A graph that takes raw pixels made to take the contract's normalised input; returns `model`, changed in place.
 
     Every client then sends the same thing whichever export the file is: x_raw = x * std + mean.
     """
-    mean, std = CLIENT_NORMALISATION[contract.triton_name]
+    if contract.input_normalisation is None:
+        raise PreparationError(f"{contract.triton_name}: the contract names no input normalisation to fold")
+    mean, std = contract.input_normalisation
     name = contract.inputs[0].name
-    folded = onnx.ModelProto()
-    folded.CopyFrom(model)
-    graph = folded.graph
     raw = f"{name}_raw_pixels"
-    for node in graph.node:
-        for i, value in enumerate(node.input):
-            if value == name:
-                node.input[i] = raw
-    graph.initializer.extend(
+    _rename_input(model.graph, name, raw)
+    _prepend_nodes(
+        model.graph,
         [
-            numpy_helper.from_array(np.array(std, np.float32), "fold_input_std"),
-            numpy_helper.from_array(np.array(mean, np.float32), "fold_input_mean"),
-        ]
+            _constant("fold_input_std", std),
+            _constant("fold_input_mean", mean),
+            helper.make_node("Mul", [name, "fold_input_std"], [f"{name}_scaled"], name="fold_input_scale"),
+            helper.make_node("Add", [f"{name}_scaled", "fold_input_mean"], [raw], name="fold_input_shift"),
+        ],
     )
-    nodes = [
-        helper.make_node("Mul", [name, "fold_input_std"], [f"{name}_scaled"], name="fold_input_scale"),
-        helper.make_node("Add", [f"{name}_scaled", "fold_input_mean"], [raw], name="fold_input_shift"),
-        *graph.node,
-    ]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    helper.set_model_props(folded, {**_metadata(model), META_INPUT_FOLDED: "true"})
-    onnx.checker.check_model(folded)
-    return folded
+    helper.set_model_props(model, {**_metadata(model), META_INPUT_FOLDED: "true"})
+    return model
 
 
-def prepare_model(
-    contract: ModelContract, weights: Path, repository: Path, allow_unverified: bool = False
-) -> PreparedModel:
-    source = weights / contract.source_path
-    if not source.is_file():
-        raise PreparationError(
-            f"{contract.triton_name}: {source} is missing; run `make models` (real weights, needs internet) "
-            "or `make standins` (tiny random-weight stand-ins)"
-        )
+def _prepare(contract: ModelContract, source: Path, repository: Path, allow_unverified: bool) -> PreparedModel:
+    where = f"{contract.triton_name} ({source})"
     source_sha = sha256_of(source)
     try:
-        model = onnx.load(str(source))
-    except Exception as exc:  # onnx raises DecodeError, OSError or its own errors
-        raise PreparationError(f"{contract.triton_name}: {source} is not a readable ONNX file ({exc})") from exc
-    standin = _metadata(model).get(META_STANDIN) == "true"
+        model = onnx_stream.load(source)
+    except onnx_stream.ModelFileError as exc:
+        raise PreparationError(
+            f"{contract.triton_name}: {source} is not a readable ONNX file ({_one_line(exc)})"
+        ) from exc
+    standin = is_standin(_metadata(model))
     expected_sha = FILE_SHA256[contract.source_path]
     verified = source_sha == expected_sha
     if not standin and not verified and not allow_unverified:
@@ -210,28 +210,59 @@ def prepare_model(
             f"{contract.triton_name}: {source} has SHA-256 {source_sha}, expected {expected_sha}; "
             "the download is corrupt or a different file (pass --allow-unverified to use it anyway)"
         )
-    check_contract(model, contract, f"{contract.triton_name} ({source})")
-    folded = contract is INSWAPPER_128
-    if folded:
-        model = fold_emap(model)
-    input_folded = contract.triton_name in CLIENT_NORMALISATION and normalises_itself(model, contract)
+    check_contract(model, contract, where)
+    emap_folded = contract is INSWAPPER_128
+    if emap_folded:
+        fold_emap(model)
+    input_folded = contract.input_normalisation is not None and normalises_itself(model, contract)
     if input_folded:
-        model = fold_input_normalisation(model, contract)
+        fold_input_normalisation(model, contract)
+    try:
+        onnx_stream.check(model)
+    except (onnx.checker.ValidationError, onnx_stream.ModelFileError) as exc:
+        raise PreparationError(
+            f"{where}: the prepared graph (IR version {model.ir_version}, "
+            f"opsets {[(o.domain or 'ai.onnx', o.version) for o in model.opset_import]}) "
+            f"fails onnx's checker: {_one_line(exc)}"
+        ) from exc
     version_dir = repository / contract.triton_name / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     target = version_dir / "model.onnx"
-    onnx.save(model, str(target))
+    # Written beside and renamed, so that an interrupted run never leaves a half file Triton would load.
+    partial = version_dir / "model.onnx.partial"
+    prepared_sha = onnx_stream.save(model, partial, base_dir=source.parent)
+    os.replace(partial, target)
     shutil.copyfile(CPU_RUNNER, version_dir / "model.py")
     return PreparedModel(
         name=contract.triton_name,
         source=str(source),
         source_sha256=source_sha,
-        prepared_sha256=sha256_of(target),
+        prepared_sha256=prepared_sha,
         standin=standin,
         checksum_verified=verified,
-        emap_folded=folded,
+        emap_folded=emap_folded,
         input_normalisation_folded=input_folded,
     )
+
+
+def prepare_model(
+    contract: ModelContract, weights: Path, repository: Path, allow_unverified: bool = False
+) -> PreparedModel:
+    """Check, fold and write one model; every failure is a PreparationError naming the model and file."""
+    source = weights / contract.source_path
+    if not source.is_file():
+        raise PreparationError(
+            f"{contract.triton_name}: {source} is missing; run `make models` (real weights, needs internet) "
+            "or `make standins` (tiny random-weight stand-ins)"
+        )
+    try:
+        return _prepare(contract, source, repository, allow_unverified)
+    except PreparationError:
+        raise
+    except Exception as exc:  # whatever else breaks (I/O, onnx, protobuf), the operator learns which file
+        raise PreparationError(
+            f"{contract.triton_name}: preparing {source} failed: {type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
 
 
 def prepare_repository(weights: Path, repository: Path, allow_unverified: bool = False) -> list[PreparedModel]:
@@ -242,15 +273,8 @@ def prepare_repository(weights: Path, repository: Path, allow_unverified: bool =
                 f"{repository} is not this project's model repository: {contract.triton_name}/config.pbtxt is missing"
             )
     prepared = [prepare_model(c, weights, repository, allow_unverified) for c in ALL_MODELS]
-    (repository / PROVENANCE_FILE).write_text(json.dumps([asdict(p) for p in prepared], indent=2) + "\n")
+    write_provenance(repository, prepared)
     return prepared
-
-
-def read_provenance(repository: Path) -> list[PreparedModel] | None:
-    path = repository / PROVENANCE_FILE
-    if not path.is_file():
-        return None
-    return [PreparedModel(**entry) for entry in json.loads(path.read_text())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepared = prepare_repository(args.weights, args.repository, args.allow_unverified)
     except PreparationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
     for p in prepared:
         kind = (
@@ -273,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             else ("real, checksum ok" if p.checksum_verified else "real, UNVERIFIED")
         )
         extra = ", emap folded" if p.emap_folded else ""
+        extra += ", input normalisation folded" if p.input_normalisation_folded else ""
         print(f"{p.name:14s} {kind}{extra} -> {args.repository / p.name / '1' / 'model.onnx'}")
     return 0
 

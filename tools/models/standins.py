@@ -1,13 +1,19 @@
 """Tiny random-weight stand-ins for the InsightFace files, with exactly the real contracts.
 
 No weights can be downloaded here or in CI, so tests and the demo run the real loading, serving and
-client code on these. Their outputs are noise: every file is marked with the metadata key
-`inpaint.standin` and everything made with them says so.
+client code on these. Their outputs are noise: every file carries the stand-in mark
+(`servers.triton.provenance.STANDIN_METADATA`) in its metadata, and everything made with them says so.
 
     python -m tools.models.standins --out models/standins
 
 writes `buffalo_l/{det_10g,2d106det,w600k_r50}.onnx` and `inswapper_128.onnx` (with its trailing,
 unused emap initializer, as in the real file) in the same layout `make models` produces.
+
+Where the real files' form matters to the code that reads them, the stand-ins copy it: 2d106det is,
+like the real one, an old MXNet export (IR version 3, opset 9, every initializer also listed as a
+graph input) whose first node `bn_data` normalises raw pixels itself. `--inswapper-bytes` pads
+inswapper to a given file size (the real one is 554 MB) with unused initializers placed before the
+emap, for measuring preparation's memory.
 """
 
 from __future__ import annotations
@@ -20,13 +26,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tools.models.contracts import (
+from servers.triton.contracts import (
     ARCFACE_W600K,
     DET_10G,
     EMAP_SHAPE,
     INSWAPPER_128,
     LANDMARK_2D106,
-    META_STANDIN,
     SCRFD_ANCHORS_PER_CELL,
     SCRFD_BOX_NAMES,
     SCRFD_KPS_NAMES,
@@ -35,9 +40,15 @@ from tools.models.contracts import (
     ModelContract,
     TensorSpec,
 )
+from servers.triton.provenance import STANDIN_METADATA
 
 OPSET = 13  # old enough for the onnxruntime inside NVIDIA's Triton containers
 IR_VERSION = 8
+# buffalo_l's 2d106det.onnx was exported from MXNet with an old onnx: IR version 3 (initializers are
+# graph inputs too) and opset 9.
+LANDMARK_IR_VERSION = 3
+LANDMARK_OPSET = 9
+REAL_INSWAPPER_BYTES = 554_253_681
 
 
 def _value_info(spec: TensorSpec) -> onnx.ValueInfoProto:
@@ -80,18 +91,26 @@ class _Graph:
 
 
 def _model(
-    graph: _Graph, contract: ModelContract, extra_initializers: list[onnx.TensorProto] | None = None
+    graph: _Graph,
+    contract: ModelContract,
+    extra_initializers: list[onnx.TensorProto] | None = None,
+    ir_version: int = IR_VERSION,
+    opset: int = OPSET,
 ) -> onnx.ModelProto:
+    initializers = graph.initializers + (extra_initializers or [])
+    inputs = [_value_info(s) for s in contract.inputs]
+    if ir_version < 4:  # IR 3 requires every initializer to be a graph input as well
+        inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers]
     g = helper.make_graph(
         graph.nodes,
         f"{contract.triton_name}_standin",
-        [_value_info(s) for s in contract.inputs],
+        inputs,
         [_value_info(s) for s in contract.outputs],
-        initializer=graph.initializers + (extra_initializers or []),
+        initializer=initializers,
     )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="inpaint-standins")
-    model.ir_version = IR_VERSION
-    helper.set_model_props(model, {META_STANDIN: "true"})
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="inpaint-standins")
+    model.ir_version = ir_version
+    helper.set_model_props(model, dict(STANDIN_METADATA))
     onnx.checker.check_model(model)
     return model
 
@@ -123,12 +142,27 @@ def make_det_10g(rng: np.random.Generator) -> onnx.ModelProto:
 
 def make_2d106det(rng: np.random.Generator) -> onnx.ModelProto:
     g = _Graph(rng)
-    x = g.node("Relu", [g.conv("data", 3, 4, 16, 16)])  # [N,4,12,12]
+    # Raw pixels in, as in the MXNet export: its first node `bn_data` is a BatchNormalization that
+    # does (x - mean) / std, which is how insightface recognises such a file.
+    channels = np.ones((3,), np.float32)
+    pixels = g.node(
+        "BatchNormalization",
+        [
+            "data",
+            g.const(channels / 128.0, "bn_gamma"),
+            g.const(channels * 0.0, "bn_beta"),
+            g.const(channels * 127.5, "bn_mean"),
+            g.const(channels, "bn_var"),
+        ],
+        epsilon=1e-5,
+    )
+    g.nodes[-1].name = "bn_data"
+    x = g.node("Relu", [g.conv(pixels, 3, 4, 16, 16)])  # [N,4,12,12]
     flat = g.node("Flatten", [x], axis=1)
     w = g.random((4 * 12 * 12, 212), 1.0 / np.sqrt(4 * 12 * 12))
     b = g.const(np.zeros((212,), np.float32), "b")
-    g.node("Tanh", [g.node("Gemm", [flat, w, b])], output="fc1")
-    return _model(g, LANDMARK_2D106)
+    g.node("Tanh", [g.node("Gemm", [flat, w, b])], output=LANDMARK_2D106.outputs[0].name)
+    return _model(g, LANDMARK_2D106, ir_version=LANDMARK_IR_VERSION, opset=LANDMARK_OPSET)
 
 
 def make_w600k_r50(rng: np.random.Generator) -> onnx.ModelProto:
@@ -141,21 +175,35 @@ def make_w600k_r50(rng: np.random.Generator) -> onnx.ModelProto:
     return _model(g, ARCFACE_W600K)
 
 
-def make_inswapper_128(rng: np.random.Generator) -> onnx.ModelProto:
+def make_inswapper_128(rng: np.random.Generator, pad_to_bytes: int = 0) -> onnx.ModelProto:
+    """The inswapper stand-in; with pad_to_bytes, unused zero initializers bring its file to about that size."""
     g = _Graph(rng)
-    t = g.conv("target", 3, 8, 3, 1, pad=1)
+    target, source = (spec.name for spec in INSWAPPER_128.inputs)
+    t = g.conv(target, 3, 8, 3, 1, pad=1)
     w = g.random((512, 8), 1.0 / np.sqrt(512))
-    s = g.node("MatMul", ["source", w])
+    s = g.node("MatMul", [source, w])
     s = g.node("Reshape", [s, g.const(np.array([1, 8, 1, 1], np.int64), "shape")])
     x = g.node("Relu", [g.node("Add", [t, s])])
     x = g.conv(x, 8, 3, 3, 1, pad=1)
-    g.node("Sigmoid", [x], output="output")
+    g.node("Sigmoid", [x], output=INSWAPPER_128.outputs[0].name)
     # The real file carries the 512x512 projection of the identity embedding as its last
     # initializer, unused by the graph itself; the preparation step folds it in.
     emap = numpy_helper.from_array(
         (rng.standard_normal(EMAP_SHAPE) / np.sqrt(EMAP_SHAPE[0])).astype(np.float32), "emap"
     )
-    return _model(g, INSWAPPER_128, extra_initializers=[emap])
+    return _model(g, INSWAPPER_128, extra_initializers=[*_padding(g, pad_to_bytes - emap.ByteSize()), emap])
+
+
+def _padding(g: _Graph, total_bytes: int, tensor_bytes: int = 4 << 20) -> list[onnx.TensorProto]:
+    """Unused float32 zero initializers of about total_bytes, in tensors of at most tensor_bytes (real
+    files hold hundreds of weight tensors, not one blob)."""
+    total_bytes -= sum(t.ByteSize() for t in g.initializers)
+    padding: list[onnx.TensorProto] = []
+    while total_bytes > 0:
+        count = max(min(tensor_bytes, total_bytes) // 4, 1)
+        padding.append(numpy_helper.from_array(np.zeros((count,), np.float32), f"padding_{len(padding)}"))
+        total_bytes -= count * 4
+    return padding
 
 
 BUILDERS = {
@@ -166,14 +214,18 @@ BUILDERS = {
 }
 
 
-def write_standins(out_dir: Path, seed: int = 0) -> dict[str, Path]:
-    """Write every stand-in under out_dir in the real weights layout; return name -> path."""
+def write_standins(out_dir: Path, seed: int = 0, inswapper_bytes: int = 0) -> dict[str, Path]:
+    """Write every stand-in under out_dir in the real weights layout; return name -> path.
+
+    inswapper_bytes > 0 pads inswapper_128.onnx to about that size (see make_inswapper_128).
+    """
     written: dict[str, Path] = {}
     for contract, build in BUILDERS.items():
         rng = np.random.default_rng([seed, len(written)])
         path = out_dir / contract.source_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(build(rng), path)
+        model = make_inswapper_128(rng, inswapper_bytes) if contract is INSWAPPER_128 else build(rng)
+        onnx.save(model, path)
         written[contract.triton_name] = path
     (out_dir / "STANDIN").write_text(
         "These ONNX files are tiny random-weight stand-ins made by tools/models/standins.py.\n"
@@ -186,8 +238,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("models/standins"), help="folder to write into")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument(
+        "--inswapper-bytes",
+        type=int,
+        default=0,
+        help=f"pad inswapper_128.onnx to about this size (the real file: {REAL_INSWAPPER_BYTES})",
+    )
     args = parser.parse_args(argv)
-    for name, path in write_standins(args.out, args.seed).items():
+    for name, path in write_standins(args.out, args.seed, args.inswapper_bytes).items():
         print(f"stand-in {name}: {path}")
 
 

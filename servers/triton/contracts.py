@@ -1,8 +1,9 @@
-"""The contracts of the real InsightFace files, written once.
+"""The Triton model repository's contracts: what each InsightFace model takes and gives, written once.
 
-The stand-in generator builds graphs with exactly these names, shapes and dtypes; the preparation
-command checks every file (real or stand-in) against them; the Triton configurations are tested
-against them. A dimension of -1 is dynamic.
+The runtime (the orchestrator's Triton client, the Triton launcher) and the dev tooling (the stand-in
+generator and the preparation command under `tools.models`) all read the model and tensor names from
+here. It imports nothing heavier than numpy, so serving code can depend on it without pulling in onnx.
+A dimension of -1 is dynamic.
 """
 
 from __future__ import annotations
@@ -30,18 +31,32 @@ class ModelContract:
     # Models whose first dimension is a free batch dimension on every input and output can be
     # batched by Triton's dynamic batcher; the others take exactly one image per request.
     batchable: bool
+    # What the served model asks clients to send, as (mean, std): (pixel - mean) / std, RGB. None where
+    # the client sends something else (SCRFD's own class normalises; inswapper takes pixels / 255).
+    input_normalisation: tuple[float, float] | None = None
 
 
 SCRFD_STRIDES = (8, 16, 32)
 SCRFD_ANCHORS_PER_CELL = 2
+SCRFD_INPUT_NAME = "input.1"
 SCRFD_SCORE_NAMES = ("448", "471", "494")
 SCRFD_BOX_NAMES = ("451", "474", "497")
 SCRFD_KPS_NAMES = ("454", "477", "500")
 
+LANDMARK_INPUT_NAME = "data"
+LANDMARK_OUTPUT_NAME = "fc1"
+
+ARCFACE_INPUT_NAME = "input.1"
+ARCFACE_OUTPUT_NAME = "683"
+
+SWAPPER_TARGET_NAME = "target"
+SWAPPER_SOURCE_NAME = "source"
+SWAPPER_OUTPUT_NAME = "output"
+
 DET_10G = ModelContract(
     triton_name="det_10g",
     source_path="buffalo_l/det_10g.onnx",
-    inputs=(TensorSpec("input.1", (1, 3, -1, -1)),),
+    inputs=(TensorSpec(SCRFD_INPUT_NAME, (1, 3, -1, -1)),),
     outputs=tuple(TensorSpec(n, (-1, 1)) for n in SCRFD_SCORE_NAMES)
     + tuple(TensorSpec(n, (-1, 4)) for n in SCRFD_BOX_NAMES)
     + tuple(TensorSpec(n, (-1, 10)) for n in SCRFD_KPS_NAMES),
@@ -51,33 +66,37 @@ DET_10G = ModelContract(
 LANDMARK_2D106 = ModelContract(
     triton_name="2d106det",
     source_path="buffalo_l/2d106det.onnx",
-    inputs=(TensorSpec("data", (-1, 3, 192, 192)),),
-    outputs=(TensorSpec("fc1", (-1, 212)),),
+    inputs=(TensorSpec(LANDMARK_INPUT_NAME, (-1, 3, 192, 192)),),
+    outputs=(TensorSpec(LANDMARK_OUTPUT_NAME, (-1, 212)),),
     batchable=True,
+    input_normalisation=(127.5, 128.0),
 )
 
 ARCFACE_W600K = ModelContract(
     triton_name="w600k_r50",
     source_path="buffalo_l/w600k_r50.onnx",
-    inputs=(TensorSpec("input.1", (-1, 3, 112, 112)),),
-    outputs=(TensorSpec("683", (-1, 512)),),
+    inputs=(TensorSpec(ARCFACE_INPUT_NAME, (-1, 3, 112, 112)),),
+    outputs=(TensorSpec(ARCFACE_OUTPUT_NAME, (-1, 512)),),
     batchable=True,
+    input_normalisation=(127.5, 127.5),
 )
 
 INSWAPPER_128 = ModelContract(
     triton_name="inswapper_128",
     source_path="inswapper_128.onnx",
-    inputs=(TensorSpec("target", (1, 3, 128, 128)), TensorSpec("source", (1, 512))),
-    outputs=(TensorSpec("output", (1, 3, 128, 128)),),
+    inputs=(TensorSpec(SWAPPER_TARGET_NAME, (1, 3, 128, 128)), TensorSpec(SWAPPER_SOURCE_NAME, (1, 512))),
+    outputs=(TensorSpec(SWAPPER_OUTPUT_NAME, (1, 3, 128, 128)),),
     batchable=False,
 )
 
 ALL_MODELS: tuple[ModelContract, ...] = (DET_10G, LANDMARK_2D106, ARCFACE_W600K, INSWAPPER_128)
 MODELS_BY_NAME = {m.triton_name: m for m in ALL_MODELS}
 
+# inswapper's trailing initializer: the projection of the ArcFace embedding that the graph expects
+# as `source`. The prepared graph computes it itself, so clients send the plain embedding.
 EMAP_SHAPE = (512, 512)
 
-# Keys written into an ONNX file's metadata_props by this project.
-META_STANDIN = "inpaint.standin"
+# Keys written into a prepared ONNX file's metadata_props. (The stand-in mark lives in
+# servers.triton.provenance, with everything else that says whether a model is real.)
 META_EMAP_FOLDED = "inpaint.emap_folded"
 META_INPUT_FOLDED = "inpaint.input_normalisation_folded"
