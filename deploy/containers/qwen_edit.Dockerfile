@@ -9,7 +9,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# The CUDA build must be one PyTorch publishes for the locked torch (torch-wheels.toml) and share its
+# CUDA major with Triton 26.08 (CUDA 13, driver R580+) on the same GPU nodes.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
 WORKDIR /src
 COPY pyproject.toml ./
 COPY requirements/qwen_edit.lock requirements/

@@ -9,7 +9,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE}
 COPY requirements/triton.lock /tmp/triton.lock
-# What the binary needs (DESIGN section 8): the python-backend stub for this Python beside
+# What the binary needs: the python-backend stub for this Python beside
 # libtriton_python.so, nvidia_pytriton.libs and Python's libdir on LD_LIBRARY_PATH, the venv's bin/
 # first on PATH (the stub runs model.py with the `python` it finds there).
 RUN python -m venv /opt/venv \
