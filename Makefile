@@ -68,19 +68,19 @@ test: setup triton_models/provenance.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup triton_models/provenance.json
-	$(PY) -m orchestrator.demo --out out/demo $(if $(DEVICE),--device $(DEVICE))
+	$(PY) -m cli.demo --out out/demo $(if $(DEVICE),--device $(DEVICE))
 
 face-demo: setup triton_models/provenance.json
-	$(PY) -m orchestrator.face_demo --out out/face_demo
+	$(PY) -m cli.face_demo --out out/face_demo
 
 up: setup triton_models/provenance.json
-	$(PY) -m tools.stack up $(if $(DEVICE),--device $(DEVICE))
+	$(PY) -m stack up $(if $(DEVICE),--device $(DEVICE))
 
 down:
-	@if [ -x $(PY) ]; then $(PY) -m tools.stack down; fi
+	@if [ -x $(PY) ]; then $(PY) -m stack down; fi
 
 status:
-	$(PY) -m tools.stack status
+	$(PY) -m stack status
 
 e2e: setup triton_models/provenance.json
 	$(PY) -m tools.e2e $(if $(E2E_ORCHESTRATOR),--orchestrator $(E2E_ORCHESTRATOR)) $(if $(DEVICE),--device $(DEVICE)) --out out/e2e

@@ -17,11 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-from inpaint.v1 import image_pb2, inpaint_pb2, inpaint_pb2_grpc
-
 from orchestrator import sample_photos
-from tools.stack import Ports, Stack, StackConfig
+from orchestrator.client import InpaintClient, task_request
+from stack.local import Ports, Stack, StackConfig
 
 KEYS = ("face", "generation", "scoring", "waiting", "overhead", "search", "total")
 
@@ -31,23 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/orchestrator.json"))
     parser.add_argument("--tasks", type=int, default=3)
     args = parser.parse_args(argv)
-    images = inpaint_pb2.TaskImages(
-        init_image=image_pb2.Image(data=sample_photos.encode_png(sample_photos.astronaut())),
-        mask=image_pb2.Image(data=sample_photos.encode_png(sample_photos.astronaut_face_mask())),
-        character_image=image_pb2.Image(data=sample_photos.encode_png(sample_photos.tom_hanks())),
-    )
+    images = [
+        sample_photos.encode_png(a)
+        for a in (sample_photos.astronaut(), sample_photos.astronaut_face_mask(), sample_photos.tom_hanks())
+    ]
     runs = []
     with Stack(Path(tempfile.mkdtemp(prefix="bench-orchestrator-")), StackConfig(ports=Ports.free())) as stack:
-        stub = inpaint_pb2_grpc.InpaintServiceStub(
-            grpc.insecure_channel(
-                f"127.0.0.1:{stack.config.ports.orchestrator}", options=[("grpc.max_receive_message_length", 256 << 20)]
-            )
-        )
+        client = InpaintClient(f"127.0.0.1:{stack.config.ports.orchestrator}")
         for i in range(args.tasks + 1):  # the first task warms every server up and is not counted
             started = time.perf_counter()
-            response = stub.Inpaint(
-                inpaint_pb2.InpaintRequest(request_id=f"bench-{i}-{time.time()}", images=images), timeout=3600
-            )
+            response = client.inpaint(task_request(*images, request_id=f"bench-{i}-{time.time_ns()}"), 3600)
             wall = time.perf_counter() - started
             if i == 0:
                 continue
@@ -56,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                 {**{k: timings.get(k, 0.0) for k in KEYS}, "client_wall": wall, "candidates": len(response.candidates)}
             )
             stand_ins = list(response.stand_in_models)
+        client.close()
     median = {k: round(statistics.median(r[k] for r in runs), 3) for k in (*KEYS, "client_wall")}
     median["overhead_share"] = round(median["overhead"] / median["total"], 4) if median["total"] else 0.0
     result = {"tasks": args.tasks, "median_s": median, "runs": runs, "stand_in_models": stand_ins}

@@ -1,22 +1,17 @@
-"""Conversions between the public contract (inpaint.v1) and the pipeline's types. Pure functions."""
+"""The pipeline's results as the public contract (inpaint.v1): responses and progress events. Pure functions.
+
+Requests go the other way through `orchestrator.requests` (one parse step to a validated task).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import re
-from typing import Any
 
 from inpaint.v1 import inpaint_pb2
 
-from orchestrator.config import RequestSettings
-from orchestrator.errors import InvalidInputError
 from orchestrator.imaging.encode import png_message
 from orchestrator.pipeline import InpaintOutcome
 from orchestrator.search import EventKind, ProgressEvent, Stage
-
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 _STAGES = {Stage.GLOBAL: inpaint_pb2.STAGE_GLOBAL, Stage.LOCAL: inpaint_pb2.STAGE_LOCAL}
 _KINDS = {
@@ -27,50 +22,6 @@ _KINDS = {
     EventKind.STAGE_FAILED: inpaint_pb2.PROGRESS_KIND_STAGE_FAILED,
     EventKind.DONE: inpaint_pb2.PROGRESS_KIND_DONE,
 }
-
-
-def check_request_id(request_id: str) -> None:
-    if request_id and not REQUEST_ID.fullmatch(request_id):
-        raise InvalidInputError("request_id", "must be 1-128 letters, digits, '.', '-' or '_'")
-
-
-def fingerprint(request: inpaint_pb2.InpaintRequest) -> str:
-    """What a request asks for, without its id: a replayed id must carry the same request."""
-    copy = inpaint_pb2.InpaintRequest()
-    copy.CopyFrom(request)
-    copy.request_id = ""
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
-
-
-# What one request may ask for: bounds that keep a request from monopolising the model servers or the
-# orchestrator's memory. (low, high), inclusive.
-SETTING_BOUNDS: dict[str, tuple[float, float]] = {
-    "k_global": (1, 32),
-    "m_global": (0, 8),
-    "k_local": (0, 16),
-    "weight_consistency": (0.0, 100.0),
-    "weight_realism": (0.0, 100.0),
-    "weight_identity": (0.0, 100.0),
-    "num_inference_steps": (1, 100),
-    "true_cfg_scale": (1.0, 20.0),
-    "feather_px": (0.5, 256.0),
-    "erosion_px": (0, 64),
-}
-
-
-def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:
-    """The request's overrides, each checked against SETTING_BOUNDS (InvalidInputError names the field)."""
-    values: dict[str, Any] = {}
-    for name, (low, high) in SETTING_BOUNDS.items():
-        if not settings.HasField(name):
-            continue
-        value = getattr(settings, name)
-        if not math.isfinite(value) or not low <= value <= high:
-            raise InvalidInputError(f"settings.{name}", f"must be within {low}..{high}, got {value}")
-        values[name] = value
-    if "m_global" in values and values["m_global"] > values.get("k_global", SETTING_BOUNDS["k_global"][1]):
-        raise InvalidInputError("settings.m_global", f"must be at most k_global, got {values['m_global']}")
-    return RequestSettings(**values, seed=settings.seed if settings.HasField("seed") else 0)
 
 
 def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> inpaint_pb2.InpaintResponse:

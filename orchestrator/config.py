@@ -1,151 +1,188 @@
-"""The orchestrator's configuration: one typed object, defaults written once.
+"""The orchestrator's settings: each component's own settings, nested; and the per-request overrides.
 
-Loaded by `servers.common.config.load_config` from (in order) these defaults, a TOML/JSON file
-(`--config` or `INPAINT_CONFIG`), the environment (`INPAINT_<FIELD>`), then flags (`--field-name`).
-The Gemini key is not a field: it comes from `GEMINI_API_KEY`, `--gemini-key-file`, or the CLI's
-`--gemini_api_key`, and is never logged.
+    settings = load_settings(OrchestratorConfig, sys.argv[1:])   # stops with ConfigError naming the setting
+
+Each part keeps its defaults and checks next to its code (`SearchConfig` in `orchestrator/search`,
+`RefinementConfig` beside the Qwen-Edit generator, `GeminiConfig` beside the Gemini scorer, ...); this
+class only nests them. Read, later winning: defaults, a TOML/JSON file (`--config` or
+`INPAINT_CONFIG`), the environment (`INPAINT_PORT`, nested `INPAINT_SEARCH__K_GLOBAL`), then flags
+(`--port`, nested `--search.k-global`). The Gemini key is not a setting: it comes from
+`GEMINI_API_KEY`, the key file `gemini.key_file`, or the CLI's `--gemini_api_key`, and is never logged.
+
+What one request may change is declared once, in `OVERRIDES`: the public API's `SearchSettings`
+fields, their bounds, the setting each one replaces, and the CLI's flags all come from that table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import Field, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from orchestrator.channels import ServerAddress
+from orchestrator.errors import InvalidInputError
 from orchestrator.faces.analysis import DetectionConfig
 from orchestrator.faces.stage import FaceStageConfig
 from orchestrator.faces.triton_client import TritonConfig
 from orchestrator.imaging.blend import BlendConfig
 from orchestrator.imaging.masks import MaskRefinementConfig
-from orchestrator.refine.qwen_generator import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, QwenEditSettings
-from orchestrator.scoring.gemini import DEFAULT_MODELS, GeminiConfig
+from orchestrator.refine.qwen_client import QwenEditClientConfig
+from orchestrator.refine.qwen_generator import RefinementConfig
+from orchestrator.scoring.gemini import GeminiConfig
 from orchestrator.search import SearchConfig
 from orchestrator.search.signals import CONSISTENCY, IDENTITY, REALISM
-from servers.common.config import ServerConfig
+from servers.common.images import DEFAULT_MAX_PIXELS
+from servers.common.settings import ServerSettings, section
 
-ENV_PREFIX = "INPAINT_"
+# The model servers' own limits that a request's settings must respect.
+QWEN_EDIT_MAX_STEPS = 50  # servers/qwen_edit/config.py, `max_steps`
+
+# Each part's own settings class, as a validated section (a subclass: instances are still the part's class).
+if TYPE_CHECKING:
+    Triton = TritonConfig
+    QwenEdit = QwenEditClientConfig
+    Moondream = ServerAddress
+    Gemini = GeminiConfig
+    Search = SearchConfig
+    Refinement = RefinementConfig
+    Detection = DetectionConfig
+    Mask = MaskRefinementConfig
+    Blend = BlendConfig
+else:
+    Triton = section(TritonConfig)
+    QwenEdit = section(QwenEditClientConfig)
+    Moondream = section(ServerAddress)
+    Gemini = section(GeminiConfig)
+    Search = section(SearchConfig)
+    Refinement = section(RefinementConfig)
+    Detection = section(DetectionConfig)
+    Mask = section(MaskRefinementConfig)
+    Blend = section(BlendConfig)
 
 
-@dataclass
-class OrchestratorConfig(ServerConfig):
-    """Every setting of the orchestrator (service and CLI)."""
+class OrchestratorConfig(ServerSettings):
+    """Every setting of the orchestrator (the service and the CLI)."""
+
+    model_config = SettingsConfigDict(env_prefix="INPAINT_")
 
     port: int = 50050
     metrics_port: int = 9460
-    max_concurrent: int = 2  # requests searched at once; the model servers queue their own work
+    max_concurrent: int = 2  # tasks searched at once per replica; the model servers queue their own work
     max_queue: int = 16
-    # Model servers.
-    triton_url: str = "127.0.0.1:8001"
-    triton_timeout_s: float = 30.0
-    triton_wait_s: float = 600.0  # how long the service waits for Triton's models at start-up
-    probe_wait_s: float = 120.0  # how long it waits for the other model servers to answer a warm-up
-    triton_repository: Path | None = None  # a local model repository, read to report stand-ins
-    qwen_edit_target: str = "127.0.0.1:50051"
-    qwen_edit_timeout_s: float = 600.0
-    moondream_target: str = "127.0.0.1:50052"
-    moondream_timeout_s: float = 120.0
-    # Gemini (realism).
-    gemini_models: str = ",".join(DEFAULT_MODELS)
-    gemini_base_url: str | None = None
-    gemini_api_version: str | None = None
-    gemini_key_file: Path | None = None
-    gemini_timeout_s: float = 30.0
-    gemini_max_concurrency: int = 4
-    # Search (DESIGN sections 1 and 6).
-    k_global: int = 8
-    m_global: int = 3
-    k_local: int = 4
-    weight_consistency: float = 1.0
-    weight_realism: float = 4.0
-    weight_identity: float = 1.5
-    local_mode: str = "noise_neighbourhood"
-    noise_cosine: float = 0.95
-    renoise_strength: float = 0.45
-    # Refinement.
-    prompt: str = DEFAULT_PROMPT
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    num_inference_steps: int = 12
-    true_cfg_scale: float = 2.0
-    working_size: int = 512
-    crop_margin: float = 0.35
-    # Face stage, masks and blending.
-    detection_size: int = 640
-    detection_threshold: float = 0.5
-    mask_refinement: bool = True
-    exclude_hair: bool = True
-    feather_px: float = 25.0
-    erosion_px: int = 3
-    max_image_pixels: int = 40_000_000
+    # The model servers and Gemini.
+    triton: Triton = Triton()
+    qwen_edit: QwenEdit = QwenEdit()
+    moondream: Moondream = Moondream(target="127.0.0.1:50052", timeout_s=120.0)
+    gemini: Gemini = Gemini()
+    # How long the service waits at start-up for the other model servers to answer a warm-up.
+    probe_wait_s: Annotated[float, Field(ge=0)] = 120.0
+    # The search and its parts.
+    search: Search = Search()
+    refinement: Refinement = Refinement()
+    detection: Detection = Detection()
+    mask: Mask = Mask()
+    blend: Blend = Blend()
     # Requests.
+    max_image_pixels: Annotated[int, Field(ge=1)] = DEFAULT_MAX_PIXELS
     task_store: Path = Path("tasks")
-    result_cache_size: int = 32  # finished results kept for request_id replays (without candidate images)
-    worker_threads: int = 32  # threads for blocking work (Triton and Moondream calls, image work)
-    default_deadline_s: float = 1800.0  # when the caller sets none
+    result_cache_size: Annotated[int, Field(ge=0)] = 32  # finished results kept for request_id replays
+    worker_threads: Annotated[int, Field(ge=1)] = 32  # threads for blocking work (Triton, Moondream, images)
+    default_deadline_s: Annotated[float, Field(gt=0)] = 1800.0  # when the caller sets none
+    # The search answers this long before the caller's deadline (at most), to blend, encode and reply.
+    deadline_margin_s: Annotated[float, Field(ge=0)] = 30.0
 
-    def search_config(self) -> SearchConfig:
-        return SearchConfig(
-            k_global=self.k_global,
-            m_global=self.m_global,
-            k_local=self.k_local,
-            weights={
-                CONSISTENCY: self.weight_consistency,
-                REALISM: self.weight_realism,
-                IDENTITY: self.weight_identity,
-            },
-            local_mode=self.local_mode,  # type: ignore[arg-type]  # validated by SearchConfig
-            noise_cosine=self.noise_cosine,
-            renoise_strength=self.renoise_strength,
-        )
+    def face_stage(self) -> FaceStageConfig:
+        return FaceStageConfig(detection=self.detection, mask=self.mask, blend=self.blend)
 
-    def face_stage_config(self) -> FaceStageConfig:
-        return FaceStageConfig(
-            detection=DetectionConfig(input_size=self.detection_size, score_threshold=self.detection_threshold),
-            mask=MaskRefinementConfig(enabled=self.mask_refinement, exclude_hair=self.exclude_hair),
-            blend=BlendConfig(erosion_px=self.erosion_px, feather_px=self.feather_px),
-        )
 
-    def triton_config(self) -> TritonConfig:
-        return TritonConfig(url=self.triton_url, timeout_s=self.triton_timeout_s)
+@dataclass(frozen=True)
+class Override:
+    """A setting one request may change: the public API's field, its bounds, and what it replaces.
 
-    def qwen_settings(self) -> QwenEditSettings:
-        return QwenEditSettings(
-            target=self.qwen_edit_target,
-            prompt=self.prompt,
-            negative_prompt=self.negative_prompt,
-            num_inference_steps=self.num_inference_steps,
-            true_cfg_scale=self.true_cfg_scale,
-            working_size=self.working_size,
-            crop_margin=self.crop_margin,
-            timeout_s=self.qwen_edit_timeout_s,
-        )
+    Attributes:
+        name: the field of `inpaint.v1.SearchSettings` (and the CLI flag `--<name>`).
+        path: where it goes in `OrchestratorConfig` (a setting, or a key of a mapping setting).
+        low, high: inclusive bounds.
+        kind: int or float.
+        help: one line for the CLI.
+    """
 
-    def gemini_config(self) -> GeminiConfig:
-        return GeminiConfig(
-            models=tuple(m.strip() for m in self.gemini_models.split(",") if m.strip()),
-            base_url=self.gemini_base_url,
-            api_version=self.gemini_api_version,
-            request_timeout_s=self.gemini_timeout_s,
-            max_concurrency=self.gemini_max_concurrency,
-            key_file=self.gemini_key_file,
-        )
+    name: str
+    path: tuple[str, ...]
+    low: float
+    high: float
+    kind: type[int] | type[float]
+    help: str
+
+
+OVERRIDES: tuple[Override, ...] = (
+    Override("k_global", ("search", "k_global"), 1, 32, int, "global candidates, the raw swap included"),
+    Override("m_global", ("search", "m_global"), 0, 8, int, "global candidates kept as parents"),
+    Override("k_local", ("search", "k_local"), 0, 16, int, "children refined near each parent"),
+    Override("weight_consistency", ("search", "weights", CONSISTENCY), 0.0, 100.0, float, "potential weight"),
+    Override("weight_realism", ("search", "weights", REALISM), 0.0, 100.0, float, "potential weight"),
+    Override("weight_identity", ("search", "weights", IDENTITY), 0.0, 100.0, float, "potential weight"),
+    Override(
+        "num_inference_steps", ("refinement", "num_inference_steps"), 1, QWEN_EDIT_MAX_STEPS, int, "denoising steps"
+    ),
+    Override("true_cfg_scale", ("refinement", "true_cfg_scale"), 1.0, 20.0, float, "true classifier-free guidance"),
+    Override("feather_px", ("blend", "feather_px"), 0.5, 256.0, float, "feather width at the mask's edge"),
+    Override("erosion_px", ("blend", "erosion_px"), 0, 64, int, "mask erosion before feathering"),
+)
+OVERRIDES_BY_NAME: Mapping[str, Override] = {o.name: o for o in OVERRIDES}
+
+
+def _replace_at(value: Any, path: tuple[str, ...], new: object) -> Any:
+    head, rest = path[0], path[1:]
+    if isinstance(value, Mapping):
+        return {**value, head: new if not rest else _replace_at(value[head], rest, new)}
+    current = getattr(value, head)
+    updated = new if not rest else _replace_at(current, rest, new)
+    if isinstance(value, ServerSettings):
+        return value.model_copy(update={head: updated})
+    return dataclasses.replace(value, **{head: updated})
 
 
 @dataclass(frozen=True)
 class RequestSettings:
-    """One request's overrides (the public API's SearchSettings); None keeps the configured value."""
+    """One request's overrides (validated against `OVERRIDES`) and its seed."""
 
-    k_global: int | None = None
-    m_global: int | None = None
-    k_local: int | None = None
-    weight_consistency: float | None = None
-    weight_realism: float | None = None
-    weight_identity: float | None = None
-    num_inference_steps: int | None = None
-    true_cfg_scale: float | None = None
-    feather_px: float | None = None
-    erosion_px: int | None = None
+    values: Mapping[str, float] = dataclasses.field(default_factory=dict)
     seed: int = 0
 
+    @classmethod
+    def checked(cls, values: Mapping[str, float | None], seed: int = 0) -> RequestSettings:
+        """Overrides from (name, value) pairs, None meaning unset; InvalidInputError names a bad one."""
+        kept: dict[str, float] = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            override = OVERRIDES_BY_NAME.get(name)
+            if override is None:
+                raise InvalidInputError(f"settings.{name}", "is not a setting a request may change")
+            if not math.isfinite(value) or not override.low <= value <= override.high:
+                raise InvalidInputError(
+                    f"settings.{name}", f"must be within {override.low:g}..{override.high:g}, got {value:g}"
+                )
+            kept[name] = override.kind(value)
+        if "m_global" in kept and kept["m_global"] > kept.get("k_global", math.inf):
+            raise InvalidInputError("settings.m_global", f"must be at most k_global, got {kept['m_global']:g}")
+        return cls(kept, seed)
+
     def apply(self, config: OrchestratorConfig) -> OrchestratorConfig:
-        """The configuration with every override that is set (each field shares its name with the config's)."""
-        overrides = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seed"}
-        return replace(config, **{name: value for name, value in overrides.items() if value is not None})
+        """The configuration with this request's overrides in place (each part re-validates itself)."""
+        for name, value in self.values.items():
+            try:
+                config = _replace_at(config, OVERRIDES_BY_NAME[name].path, value)
+            except ValidationError as error:
+                problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors(include_url=False))
+                raise InvalidInputError(f"settings.{name}", problems) from None
+            except ValueError as error:
+                raise InvalidInputError(f"settings.{name}", str(error)) from None
+        return config

@@ -1,4 +1,5 @@
-"""A contact sheet: every candidate as a thumbnail with its scores, the winner framed. Pure drawing."""
+"""Figures for people: the contact sheet (every candidate as a thumbnail with its scores, the winner
+framed) and the mask-refinement overlay. Pure drawing."""
 
 from __future__ import annotations
 
@@ -62,3 +63,12 @@ def contact_sheet(
         if degraded:
             draw.text((x, y + THUMB + 40), "* scored locally / fallback", fill=DEGRADED, font=font)
     return np.asarray(sheet)
+
+
+def overlay_refinement(image: np.ndarray, given: np.ndarray, refined: np.ndarray) -> np.ndarray:
+    """Green where the refined mask is, red where the given mask was dropped."""
+    out = image.astype(np.float32)
+    dropped = given & ~refined
+    out[refined] = out[refined] * 0.6 + np.array([0, 255, 0]) * 0.4
+    out[dropped] = out[dropped] * 0.3 + np.array([255, 0, 0]) * 0.7
+    return out.astype(np.uint8)

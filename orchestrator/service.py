@@ -12,7 +12,6 @@ import asyncio
 import collections
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,18 +19,21 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 from inpaint.v1 import inpaint_pb2, inpaint_pb2_grpc
+from prometheus_client import CollectorRegistry, Counter
 
 from orchestrator import api
-from orchestrator.config import ENV_PREFIX, OrchestratorConfig
+from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
-from orchestrator.pipeline import InpaintPipeline, decode_task
+from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
+from orchestrator.requests import fingerprint, parse_request, parse_settings
 from orchestrator.search import ProgressEvent, SearchConfigError
+from orchestrator.search.signals import REALISM
 from orchestrator.tasks import TaskStore
 from servers.common import errors as service_errors
-from servers.common.config import load_config
 from servers.common.interceptor import status_for
 from servers.common.logs import configure_logging, fields
 from servers.common.server import ModelServer
+from servers.common.settings import ConfigError, load_settings
 
 SERVICE_NAME = "inpaint.v1.InpaintService"
 T = TypeVar("T")
@@ -107,6 +109,35 @@ class ResultCache:
         return response
 
 
+def _with_request_id(request: inpaint_pb2.InpaintRequest, request_id: str) -> inpaint_pb2.InpaintRequest:
+    named = inpaint_pb2.InpaintRequest()
+    named.CopyFrom(request)
+    named.request_id = request_id
+    return named
+
+
+class TaskMetrics:
+    """What the alerts read: degraded results, and where each candidate's realism came from."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.results = Counter(
+            "results", "Finished searches, by whether the result was degraded", ["degraded"],
+            namespace="orchestrator", registry=registry,
+        )  # fmt: skip
+        self.realism_scores = Counter(
+            "realism_scores", "Candidates' realism scores by source: gemini, or fallback (local stand-in)",
+            ["source"], namespace="orchestrator", registry=registry,
+        )  # fmt: skip
+
+    def record(self, outcome: InpaintOutcome) -> None:
+        self.results.labels(degraded=str(outcome.degraded).lower()).inc()
+        for candidate in outcome.ledger.candidates:
+            for score in candidate.scores:
+                if score.signal == REALISM:
+                    gemini = score.source.startswith("gemini") and not score.fallback
+                    self.realism_scores.labels(source="gemini" if gemini else "fallback").inc()
+
+
 class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
     def __init__(self, server: ModelServer, config: OrchestratorConfig, pipeline: InpaintPipeline) -> None:
         self.server = server
@@ -114,18 +145,7 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
         self.pipeline = pipeline
         self.tasks = TaskStore(config.task_store)
         self.results = ResultCache(config.result_cache_size)
-
-    def _images(self, request: inpaint_pb2.InpaintRequest) -> tuple[bytes, bytes, bytes]:
-        which = request.WhichOneof("task")
-        if which == "task_id":
-            return self.tasks.find(request.task_id).read()
-        if which == "images":
-            images = request.images
-            for name in ("init_image", "mask", "character_image"):
-                if not images.HasField(name):
-                    raise InvalidInputError(f"images.{name}", "is required")
-            return images.init_image.data, images.mask.data, images.character_image.data
-        raise InvalidInputError("task", "give either images or task_id")
+        self.task_metrics = TaskMetrics(server.metrics.registry)
 
     async def _run(
         self,
@@ -135,18 +155,17 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
     ) -> inpaint_pb2.InpaintResponse:
         self.server.require_ready()
         try:
-            api.check_request_id(request.request_id)
-            settings = api.request_settings(request.settings)
+            request_id, _ = parse_settings(request)  # the cheap checks, before any slot is taken
         except InvalidInputError as error:
             raise to_service_error(error) from error
-        request_id = request.request_id or uuid.uuid4().hex
+        if not request.request_id:
+            request = _with_request_id(request, request_id)
+        time_remaining = context.time_remaining()
 
         async def work() -> inpaint_pb2.InpaintResponse:
-            init, mask, character = self._images(request)
-            task = await asyncio.to_thread(decode_task, init, mask, character, self.config.max_image_pixels)
-            outcome = await self.pipeline.run(
-                task, settings, request_id=request_id, deadline_s=context.time_remaining(), on_event=on_event
-            )
+            task = await asyncio.to_thread(parse_request, request, self.config, self.tasks, time_remaining)
+            outcome = await self.pipeline.run(task, on_event=on_event)
+            self.task_metrics.record(outcome)
             self.server.log.info(
                 "task done",
                 extra=fields(
@@ -156,12 +175,12 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
                     total_s=round(outcome.timings_s["total"], 3),
                 ),
             )
-            return await asyncio.to_thread(api.response, outcome, request.return_candidate_images)
+            return await asyncio.to_thread(api.response, outcome, task.return_candidate_images)
 
         try:
             # Replays are answered before admission: they need no slot and must not be refused for load.
             return await self.results.run(
-                request_id, api.fingerprint(request), lambda: self.server.work.run_coroutine(work)
+                request_id, fingerprint(request), lambda: self.server.work.run_coroutine(work)
             )
         except asyncio.CancelledError:
             raise
@@ -196,7 +215,12 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = load_config(OrchestratorConfig, sys.argv[1:] if argv is None else argv, env_prefix=ENV_PREFIX)
+    try:
+        config = load_settings(OrchestratorConfig, sys.argv[1:] if argv is None else argv)
+    except ConfigError as error:
+        # A bad setting stops the process here, before it reports SERVING and refuses every request.
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     configure_logging(config.log_level)
     server = ModelServer("orchestrator", config)
     pipeline = InpaintPipeline(config)
@@ -206,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     def load() -> None:
         # "Loaded" means Triton's face models answer: without them no task can run. Triton may start
         # after us (a fresh stack, a rolling update), so wait for it, within bounds.
-        deadline = time.monotonic() + config.triton_wait_s
+        deadline = time.monotonic() + config.triton.startup_wait_s
         while True:
             try:
                 pipeline.check_ready()
@@ -219,13 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         server.log.info(
             "ready",
             extra=fields(
-                triton=config.triton_url,
-                qwen_edit=config.qwen_edit_target,
-                moondream=config.moondream_target,
+                triton=config.triton.url,
+                qwen_edit=config.qwen_edit.target,
+                moondream=config.moondream.target,
                 gemini_key=pipeline.gemini.has_key,
                 stand_ins=pipeline.triton_standins,
             ),
         )
+
+    for warning in config.gemini.check_models():
+        server.log.warning("gemini model", extra=fields(detail=warning))
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

@@ -9,15 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from servers.triton.launcher import live_group_members
+from stack.process import live_group_members
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _stack(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.stack", *args], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "stack", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def test_up_status_down(tmp_path: Path) -> None:

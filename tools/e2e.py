@@ -28,12 +28,13 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from inpaint.v1 import image_pb2, inpaint_pb2, inpaint_pb2_grpc
+from inpaint.v1 import image_pb2
 from PIL import Image
 
 from orchestrator import sample_photos
+from orchestrator.client import InpaintClient, task_request
+from stack.local import Stack, StackConfig
 from tools.evaluation.dlib_faces import detect_faces, face_descriptor
-from tools.stack import Stack, StackConfig
 
 IDENTITY_THRESHOLD = 0.6
 
@@ -103,20 +104,13 @@ def identity_distance(result: np.ndarray, mask: np.ndarray, character: np.ndarra
     return float(np.linalg.norm(a - b))
 
 
-def run_task(
-    stub: inpaint_pb2_grpc.InpaintServiceStub, task: E2ETask, threshold: float, timeout_s: float
-) -> TaskResult:
+def run_task(client: InpaintClient, task: E2ETask, threshold: float, timeout_s: float) -> TaskResult:
     outcome = TaskResult(task.name)
-    request = inpaint_pb2.InpaintRequest(
-        request_id=f"e2e-{task.name}-{int(time.time())}",
-        images=inpaint_pb2.TaskImages(
-            init_image=image_pb2.Image(data=sample_photos.encode_png(task.init), mime_type="image/png"),
-            mask=image_pb2.Image(data=sample_photos.encode_png(task.mask), mime_type="image/png"),
-            character_image=image_pb2.Image(data=sample_photos.encode_png(task.character), mime_type="image/png"),
-        ),
-    )
+    images = [sample_photos.encode_png(a) for a in (task.init, task.mask, task.character)]
+    # A fresh run each time (not a replay of an earlier e2e run on the same stack).
+    request = task_request(*images, request_id=f"e2e-{task.name}-{time.time_ns()}")
     try:
-        response: inpaint_pb2.InpaintResponse = stub.Inpaint(request, timeout=timeout_s)
+        response = client.inpaint(request, timeout_s)
     except grpc.RpcError as error:
         outcome.error = f"{error.code().name}: {error.details()}"
         return outcome
@@ -162,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = task_set()
     stack: Stack | None = None
     if args.orchestrator is None:
-        from tools.stack import RUNS
+        from stack.local import RUNS
 
         stack = Stack(RUNS / f"e2e-{time.strftime('%Y%m%d-%H%M%S')}", StackConfig(device=args.device))
         print(f"bringing the stack up (logs in {stack.run_dir}/) ...", flush=True)
@@ -171,13 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         address = args.orchestrator
     try:
-        channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 256 << 20)])
-        stub = inpaint_pb2_grpc.InpaintServiceStub(channel)
         results = []
-        for task in tasks:
-            print(f"task {task.name} ...", flush=True)
-            results.append(run_task(stub, task, args.identity_threshold, args.timeout))
-        channel.close()
+        with InpaintClient(address) as client:
+            for task in tasks:
+                print(f"task {task.name} ...", flush=True)
+                results.append(run_task(client, task, args.identity_threshold, args.timeout))
     finally:
         if stack is not None:
             stack.down()

@@ -7,6 +7,7 @@ the 128 crop).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -16,6 +17,16 @@ from insightface.model_zoo.scrfd import SCRFD
 from insightface.utils import face_align
 
 from orchestrator.faces.triton_client import TritonModels
+from orchestrator.search.deadline import Deadline
+from servers.triton.contracts import (
+    ARCFACE_INPUT_NAME,
+    ARCFACE_OUTPUT_NAME,
+    LANDMARK_INPUT_NAME,
+    LANDMARK_OUTPUT_NAME,
+    SWAPPER_OUTPUT_NAME,
+    SWAPPER_SOURCE_NAME,
+    SWAPPER_TARGET_NAME,
+)
 
 # insightface 2.1's face_align calls scikit-image's deprecated SimilarityTransform.estimate; the
 # warning is theirs to fix and would otherwise print on every request.
@@ -70,10 +81,15 @@ class FaceAnalyzer:
             0, input_size=size, det_thresh=detection.score_threshold, nms_thresh=detection.nms_threshold
         )
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect(self, image: np.ndarray, deadline: Deadline | None = None) -> list[Face]:
         """Faces in the image, best score first."""
         bgr = np.ascontiguousarray(image[..., ::-1])  # insightface's detector expects OpenCV's BGR
-        boxes, kpss = self.detector.detect(bgr)
+        detector = self.detector
+        if deadline is not None:
+            # insightface's SCRFD calls its session itself: give this call a session bound to the deadline.
+            detector = copy.copy(self.detector)
+            detector.session = self.models.session(self.detector.session.model, deadline)
+        boxes, kpss = detector.detect(bgr)
         if kpss is None:
             return []
         return [
@@ -81,7 +97,7 @@ class FaceAnalyzer:
             for b, k in zip(boxes, kpss)
         ]
 
-    def add_landmarks(self, image: np.ndarray, faces: list[Face]) -> None:
+    def add_landmarks(self, image: np.ndarray, faces: list[Face], deadline: Deadline | None = None) -> None:
         """Fill each face's 106 landmarks, all faces in one batched request."""
         if not faces:
             return
@@ -94,30 +110,37 @@ class FaceAnalyzer:
             crops.append(crop)
             inverses.append(cv2.invertAffineTransform(matrix))
         names = self.models.config.models
-        pred = self.models.infer(names.landmarks, {"data": _blob(crops, 127.5, 128.0)}, ["fc1"])["fc1"]
+        pred = self.models.infer(
+            names.landmarks, {LANDMARK_INPUT_NAME: _blob(crops, 127.5, 128.0)}, [LANDMARK_OUTPUT_NAME], deadline
+        )[LANDMARK_OUTPUT_NAME]
         for face, row, inverse in zip(faces, pred, inverses):
             points = (row.reshape(-1, 2) + 1.0) * (LANDMARK_INPUT // 2)
             face.landmarks = face_align.trans_points(points, inverse).astype(np.float32)
 
-    def add_embeddings(self, image: np.ndarray, faces: list[Face]) -> None:
+    def add_embeddings(self, image: np.ndarray, faces: list[Face], deadline: Deadline | None = None) -> None:
         """Fill each face's ArcFace embedding from its aligned 112 crop, in one batched request."""
         if not faces:
             return
         crops = [face_align.norm_crop(image, f.kps, ARCFACE_INPUT) for f in faces]
         names = self.models.config.models
-        out = self.models.infer(names.recognition, {"input.1": _blob(crops, 127.5, 127.5)}, ["683"])["683"]
+        out = self.models.infer(
+            names.recognition, {ARCFACE_INPUT_NAME: _blob(crops, 127.5, 127.5)}, [ARCFACE_OUTPUT_NAME], deadline
+        )[ARCFACE_OUTPUT_NAME]
         for face, embedding in zip(faces, out):
             face.embedding = embedding.astype(np.float32)
 
-    def swap(self, image: np.ndarray, target: Face, source_embedding: np.ndarray) -> SwapOutput:
+    def swap(
+        self, image: np.ndarray, target: Face, source_embedding: np.ndarray, deadline: Deadline | None = None
+    ) -> SwapOutput:
         """Put the identity `source_embedding` on `target` and paste the 128 crop back."""
         crop, matrix = align_crop(image, target.kps, SWAPPER_INPUT)
         names = self.models.config.models
         out = self.models.infer(
             names.swapper,
-            {"target": _blob([crop], 0.0, 255.0), "source": source_embedding.reshape(1, -1)},
-            ["output"],
-        )["output"]
+            {SWAPPER_TARGET_NAME: _blob([crop], 0.0, 255.0), SWAPPER_SOURCE_NAME: source_embedding.reshape(1, -1)},
+            [SWAPPER_OUTPUT_NAME],
+            deadline,
+        )[SWAPPER_OUTPUT_NAME]
         swapped = np.clip(np.rint(out[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
         pasted, support = paste_back(image, swapped, matrix)
         return SwapOutput(image=pasted, support=support)

@@ -17,6 +17,7 @@ from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
 from orchestrator.faces.selection import choose_character_face, choose_target_face
 from orchestrator.imaging.blend import BlendConfig, feather_blend
 from orchestrator.imaging.masks import MaskRefinement, MaskRefinementConfig, refine_mask
+from orchestrator.search.deadline import Deadline
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,20 @@ class FaceStage:
         self.config = config
         self.standin = standin
 
-    def run(self, init: np.ndarray, mask: np.ndarray, character: np.ndarray) -> FaceStageResult:
+    def run(
+        self, init: np.ndarray, mask: np.ndarray, character: np.ndarray, deadline: Deadline | None = None
+    ) -> FaceStageResult:
         clock = _Clock()
-        target = choose_target_face(self.analyzer.detect(init), mask)
-        self.analyzer.add_landmarks(init, [target])
+        target = choose_target_face(self.analyzer.detect(init, deadline), mask)
+        self.analyzer.add_landmarks(init, [target], deadline)
         clock.lap("detect_target")
-        source = choose_character_face(self.analyzer.detect(character))
-        self.analyzer.add_embeddings(character, [source])
+        source = choose_character_face(self.analyzer.detect(character, deadline))
+        self.analyzer.add_embeddings(character, [source], deadline)
         clock.lap("character_identity")
         refinement = refine_mask(init, mask, target.landmarks, self.config.mask)
         clock.lap("refine_mask")
         assert source.embedding is not None
-        swap = self.analyzer.swap(init, target, source.embedding)
+        swap = self.analyzer.swap(init, target, source.embedding, deadline)
         clock.lap("swap")
         # Feather at the edge of the pasted crop too, where the mask reaches beyond it: no hard seam.
         blended = feather_blend(init, swap.image, refinement.mask & swap.support, self.config.blend)

@@ -7,12 +7,9 @@ thresholds and NMS run unchanged on Triton's outputs; the orchestrator needs no 
 
 from __future__ import annotations
 
-import contextvars
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,21 +17,8 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from orchestrator.errors import DeadlineExceededError, ModelUnavailableError
-
-# The deadline (time.monotonic) of the request being served in this context: every inference is cut
-# to it. A context variable, so it follows the request into worker threads (asyncio.to_thread copies it).
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("triton_deadline", default=None)
-
-
-@contextmanager
-def request_deadline(deadline: float | None) -> Iterator[None]:
-    """Within the block, Triton calls made in this context end by `deadline` (monotonic seconds)."""
-    token = _deadline.set(deadline)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
+from orchestrator.search.deadline import Deadline
+from servers.triton.contracts import ARCFACE_W600K, DET_10G, INSWAPPER_128, LANDMARK_2D106
 
 # Images travel as float32 tensors: a 1280x1280 detection input alone is ~20 MB, over gRPC's 4 MiB default.
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -42,10 +26,10 @@ _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class TritonModelNames:
-    detector: str = "det_10g"
-    landmarks: str = "2d106det"
-    recognition: str = "w600k_r50"
-    swapper: str = "inswapper_128"
+    detector: str = DET_10G.triton_name
+    landmarks: str = LANDMARK_2D106.triton_name
+    recognition: str = ARCFACE_W600K.triton_name
+    swapper: str = INSWAPPER_128.triton_name
 
     def all(self) -> tuple[str, ...]:
         return (self.detector, self.landmarks, self.recognition, self.swapper)
@@ -56,6 +40,12 @@ class TritonConfig:
     url: str = "127.0.0.1:8001"
     timeout_s: float = 30.0  # per inference; a request deadline, when shorter, wins
     models: TritonModelNames = field(default_factory=TritonModelNames)
+    # How long the service waits at start-up for the face models (Triton may start after it).
+    startup_wait_s: float = 600.0
+    # The model repository, when local: read to report which models are stand-ins.
+    repository: Path | None = None
+    # The repository's max_batch_size: a call with more items (a crowd of faces) is sent in chunks.
+    max_batch: int = 32
 
 
 @dataclass(frozen=True)
@@ -108,9 +98,25 @@ class TritonModels:
             return self._metadata[model]
 
     def infer(
-        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], timeout_s: float | None = None
+        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], deadline: Deadline | None = None
     ) -> dict[str, np.ndarray]:
-        """Run one inference; float32 in, numpy out. Failures become ModelUnavailableError."""
+        """Run an inference, cut to the deadline; float32 in, numpy out. Failures become ModelUnavailableError.
+
+        Inputs with more items than the repository's max_batch_size go in chunks, their outputs concatenated.
+        """
+        size = min((len(a) for a in inputs.values()), default=0)
+        if size > self.config.max_batch and all(len(a) == size for a in inputs.values()):
+            step = self.config.max_batch
+            parts = [
+                self._infer(model, {k: a[i : i + step] for k, a in inputs.items()}, outputs, deadline)
+                for i in range(0, size, step)
+            ]
+            return {n: np.concatenate([p[n] for p in parts]) for n in outputs}
+        return self._infer(model, inputs, outputs, deadline)
+
+    def _infer(
+        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], deadline: Deadline | None
+    ) -> dict[str, np.ndarray]:
         request = []
         for name, array in inputs.items():
             array = np.ascontiguousarray(array, dtype=np.float32)
@@ -118,13 +124,11 @@ class TritonModels:
             tensor.set_data_from_numpy(array)
             request.append(tensor)
         wanted = [triton_grpc.InferRequestedOutput(n) for n in outputs]
-        timeout = self.config.timeout_s if timeout_s is None else min(timeout_s, self.config.timeout_s)
-        deadline = _deadline.get()
-        limited = deadline is not None and deadline - time.monotonic() < timeout
-        if deadline is not None:
-            timeout = min(timeout, deadline - time.monotonic())
-            if timeout <= 0:
-                raise DeadlineExceededError(f"no time left for {model}")
+        deadline = deadline or Deadline.never()
+        timeout = min(self.config.timeout_s, deadline.remaining())
+        limited = timeout < self.config.timeout_s
+        if timeout <= 0:
+            raise DeadlineExceededError(f"no time left for {model}")
         try:
             result = self.client.infer(model, request, outputs=wanted, client_timeout=timeout)
         except InferenceServerException as exc:
@@ -138,16 +142,17 @@ class TritonModels:
         stats = self.client.get_inference_statistics(model).model_stats[0]
         return int(stats.inference_count), int(stats.execution_count)
 
-    def session(self, model: str) -> TritonSession:
-        return TritonSession(self, model)
+    def session(self, model: str, deadline: Deadline | None = None) -> TritonSession:
+        return TritonSession(self, model, deadline)
 
 
 class TritonSession:
-    """The slice of onnxruntime.InferenceSession that insightface's model classes call."""
+    """The slice of onnxruntime.InferenceSession that insightface calls; its calls end by the deadline."""
 
-    def __init__(self, models: TritonModels, model: str) -> None:
+    def __init__(self, models: TritonModels, model: str, deadline: Deadline | None = None) -> None:
         self.models = models
         self.model = model
+        self.deadline = deadline
         meta = models.metadata(model)
         self._inputs = [self._info(t) for t in meta.inputs]
         self._outputs = [self._info(t) for t in meta.outputs]
@@ -170,5 +175,5 @@ class TritonSession:
 
     def run(self, output_names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         names = output_names or [o.name for o in self._outputs]
-        out = self.models.infer(self.model, feed, names)
+        out = self.models.infer(self.model, feed, names, self.deadline)
         return [out[n] for n in names]

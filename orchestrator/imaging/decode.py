@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from orchestrator.errors import InvalidInputError
+from servers.common.images import DEFAULT_MAX_PIXELS
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP")
-DEFAULT_MAX_PIXELS = 40_000_000  # about 8K x 5K; larger images are refused before decoding
 
 
 def _open(data: bytes, field: str, max_pixels: int) -> Image.Image:

@@ -1,9 +1,11 @@
 """Crop geometry of the refinement path. Pure functions over arrays.
 
-Refinement edits a square crop around the refined mask (with a margin for context), resized to the
-edit model's working size; the edited crop is resized back into the box and feathered into the
-init image. Cheaper and sharper than editing the whole photo, and nothing outside the mask can
-change.
+Refinement edits a square crop around the refined mask (with a margin for context) at the crop's own
+size: the box is grown or shrunk to the nearest size the edit model takes (a multiple of its patch
+size, within a configured range), so a face is edited at the photo's own resolution with no resampling
+round trip. Only a crop outside the range is resized (up to the smallest size, down to the largest).
+The edited crop is put back into the box and feathered into the init image: cheaper and sharper
+than editing the whole photo, and nothing outside the mask can change.
 """
 
 from __future__ import annotations
@@ -53,17 +55,41 @@ def crop_box(mask: np.ndarray, margin: float = 0.35, min_size: int = 64) -> Crop
     return CropBox(x0, y0, x0 + side, y0 + side)
 
 
+def edit_size(side: int, min_size: int, max_size: int, multiple: int) -> int:
+    """The side the edit model works at for a crop of `side` px: the nearest multiple within the range."""
+    low = -(-min_size // multiple) * multiple
+    high = max(max_size // multiple * multiple, low)
+    nearest = max(round(side / multiple), 1) * multiple
+    return int(min(max(nearest, low), high))
+
+
+def fit_box(box: CropBox, side: int, image_hw: tuple[int, int]) -> CropBox:
+    """The box resized to `side` about its centre and kept inside the image (unchanged when it cannot fit)."""
+    height, width = image_hw
+    if side > min(height, width) or side == box.width:
+        return box
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    x0 = int(np.clip(round(cx - side / 2), 0, width - side))
+    y0 = int(np.clip(round(cy - side / 2), 0, height - side))
+    return CropBox(x0, y0, x0 + side, y0 + side)
+
+
 def extract(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
-    """The crop resized to size x size (area interpolation when shrinking, cubic when growing)."""
+    """The crop at size x size (area interpolation when shrinking, cubic when growing, a copy when equal)."""
     crop = image[box.slices()]
+    if box.width == size and box.height == size:
+        return np.ascontiguousarray(crop)
     interpolation = cv2.INTER_AREA if box.width > size else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=interpolation))
 
 
 def put_back(image: np.ndarray, edited: np.ndarray, box: CropBox) -> np.ndarray:
-    """A copy of the image with the edited crop resized into the box (to be blended by the mask)."""
-    interpolation = cv2.INTER_AREA if edited.shape[0] > box.width else cv2.INTER_CUBIC
-    resized = cv2.resize(edited, (box.width, box.height), interpolation=interpolation)
+    """A copy of the image with the edited crop (resized when its size differs) in the box, to be blended."""
+    if edited.shape[:2] == (box.height, box.width):
+        resized = edited
+    else:
+        interpolation = cv2.INTER_AREA if edited.shape[0] > box.width else cv2.INTER_CUBIC
+        resized = cv2.resize(edited, (box.width, box.height), interpolation=interpolation)
     out = image.copy()
     out[box.slices()] = resized
     return out

@@ -2,9 +2,10 @@
 
 One search stage becomes one EditRequest per group of candidates that share an input (all global
 refinements edit the raw swap's crop; a parent's noise-neighbourhood children share its seed; a
-parent's re-noised children share its image). The edited crops are put back into the init image and
-feathered in with the refined mask, so a candidate is always a full image that differs from the init
-image only inside the mask.
+parent's re-noised children share its image); the client splits a group larger than the server takes.
+Crops are edited at their own size (see `orchestrator.refine.crop`); the edited crops are put back
+into the init image and feathered in with the refined mask, so a candidate is always a full image that
+differs from the init image only inside the mask.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
-import grpc
 import numpy as np
-from inpaint.v1 import qwen_edit_pb2, qwen_edit_pb2_grpc
+from annotated_types import Ge, Gt, Le
+from inpaint.v1 import qwen_edit_pb2
 
 from orchestrator.imaging.blend import BlendConfig, feather_blend
 from orchestrator.imaging.decode import decode_image
 from orchestrator.imaging.encode import png_message
-from orchestrator.refine.crop import CropBox, extract, put_back
+from orchestrator.refine.crop import CropBox, crop_box, edit_size, extract, fit_box, put_back
+from orchestrator.refine.qwen_client import EditFailedError, QwenEditClient
 from orchestrator.search import GeneratedImage, GenerationMode, GenerationRequest, StageRequest
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 Candidate = GenerationRequest[np.ndarray]
 
 DEFAULT_PROMPT = (
@@ -40,60 +42,68 @@ DEFAULT_NEGATIVE_PROMPT = (
 
 
 @dataclass(frozen=True)
-class QwenEditSettings:
-    """How refinements are asked for. Defaults are the product's (DESIGN section 1)."""
+class RefinementConfig:
+    """How refinements are asked for; the defaults are the product's (12 steps, true CFG 2.0).
 
-    target: str = "127.0.0.1:50051"
+    Attributes:
+        num_inference_steps: denoising steps; at most the Qwen-Edit server's `max_steps`.
+        true_cfg_scale: classifier-free guidance (runs only above 1, with the negative prompt).
+        min_edit_size, max_edit_size: the range of sides a crop is edited at; a crop inside it is edited
+            at its own size (rounded to `size_multiple`), one outside is resized to the nearest end.
+        size_multiple: what the model needs the side to be a multiple of (VAE factor 8 x 2x2 patches).
+        crop_margin: context around the mask's bounding box, as a fraction of its side.
+        send_mask: edit only inside the refined mask (the server's inpainting path).
+    """
+
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    num_inference_steps: int = 12
-    true_cfg_scale: float = 2.0
-    working_size: int = 512  # the square the crop is edited at (a multiple of 16)
-    crop_margin: float = 0.35
-    send_mask: bool = True  # edit only inside the refined mask (the inpainting pipeline)
-    timeout_s: float = 600.0
+    num_inference_steps: Annotated[int, Ge(1)] = 12
+    true_cfg_scale: Annotated[float, Ge(1.0)] = 2.0
+    min_edit_size: Annotated[int, Ge(16)] = 512
+    max_edit_size: Annotated[int, Ge(16)] = 1024
+    size_multiple: Annotated[int, Ge(1)] = 16
+    crop_margin: Annotated[float, Ge(0.0), Le(2.0)] = 0.35
+    send_mask: bool = True
 
-
-class EditFailedError(RuntimeError):
-    """The Qwen-Edit server could not produce a stage's images; the message says why."""
+    def __post_init__(self) -> None:
+        if self.max_edit_size < self.min_edit_size:
+            raise ValueError(f"max_edit_size: must be at least min_edit_size ({self.min_edit_size})")
 
 
 @dataclass(frozen=True)
 class TaskGeometry:
-    """What every refinement of one task shares."""
+    """What every refinement of one task shares: where the crop is and the size it is edited at."""
 
     init: np.ndarray
     raw_swap: np.ndarray  # the raw swap blended into init: candidate g0 and the global stage's input
     mask: np.ndarray  # the refined mask
     box: CropBox
+    size: Annotated[int, Gt(0)]  # the side the crop is edited at
     blend: BlendConfig
+
+    @classmethod
+    def around(
+        cls, init: np.ndarray, raw_swap: np.ndarray, mask: np.ndarray, config: RefinementConfig, blend: BlendConfig
+    ) -> TaskGeometry:
+        """The crop around the mask, fitted to the size the model edits it at (no resampling when it fits)."""
+        box = crop_box(mask, config.crop_margin)
+        size = edit_size(box.width, config.min_edit_size, config.max_edit_size, config.size_multiple)
+        box = fit_box(box, size, mask.shape[:2])
+        return cls(init, raw_swap, mask, box, size, blend)
 
 
 class QwenEditGenerator:
     """A `GenerateFn` over the Qwen-Edit server for one task. Use one per request."""
 
-    def __init__(self, channel: grpc.aio.Channel, settings: QwenEditSettings, task: TaskGeometry) -> None:
-        self._stub = qwen_edit_pb2_grpc.QwenEditServiceStub(channel)
+    def __init__(self, client: QwenEditClient, settings: RefinementConfig, task: TaskGeometry) -> None:
+        self.client = client
         self.settings = settings
         self.task = task
         self.standin: bool | None = None  # learnt from the first response
         self.own_work_s = 0.0  # time spent here decoding, putting back and blending edited crops
-        size = settings.working_size
-        self._raw_crop = extract(task.raw_swap, task.box, size)
+        self._raw_crop = extract(task.raw_swap, task.box, task.size)
         self._mask_crop = (
-            png_message(extract(task.mask.astype(np.uint8) * 255, task.box, size)) if settings.send_mask else None
-        )
-
-    @staticmethod
-    def open_channel(target: str) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                # With a dns:/// target naming a headless Service, spread calls over every replica.
-                ("grpc.lb_policy_name", "round_robin"),
-            ],
+            png_message(extract(task.mask.astype(np.uint8) * 255, task.box, task.size)) if settings.send_mask else None
         )
 
     def _group(
@@ -117,7 +127,7 @@ class QwenEditGenerator:
             first = members[0]
             if first.mode == GenerationMode.RENOISE:
                 assert first.parent_image is not None
-                source = extract(first.parent_image, self.task.box, s.working_size)
+                source = extract(first.parent_image, self.task.box, self.task.size)
             else:
                 source = self._raw_crop
             edit = qwen_edit_pb2.EditRequest(
@@ -126,8 +136,8 @@ class QwenEditGenerator:
                 negative_prompt=s.negative_prompt,
                 num_inference_steps=s.num_inference_steps,
                 true_cfg_scale=s.true_cfg_scale,
-                width=s.working_size,
-                height=s.working_size,
+                width=self.task.size,
+                height=self.task.size,
                 seeds=[m.seed for m in members],
                 output_format=qwen_edit_pb2.IMAGE_FORMAT_PNG,
             )
@@ -148,24 +158,10 @@ class QwenEditGenerator:
         return feather_blend(task.init, put_back(task.init, edited, task.box), task.mask, task.blend)
 
     async def _run(
-        self, edit: qwen_edit_pb2.EditRequest, members: list[Candidate], timeout_s: float
+        self, edit: qwen_edit_pb2.EditRequest, members: list[Candidate], stage: StageRequest[np.ndarray]
     ) -> list[GeneratedImage[np.ndarray]]:
         started = time.perf_counter()
-        deadline = time.monotonic() + timeout_s
-        backoff = 0.5
-        while True:
-            try:
-                response: qwen_edit_pb2.EditResponse = await self._stub.Edit(
-                    edit, timeout=max(deadline - time.monotonic(), 0.001)
-                )
-                break
-            except grpc.aio.AioRpcError as error:
-                # A full queue (several searches at once) is worth waiting out while time remains.
-                busy = error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                if not busy or time.monotonic() + backoff >= deadline:
-                    raise EditFailedError(f"qwen-edit {error.code().name}: {error.details()}") from error
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 8.0)
+        response = await self.client.edit(edit, stage.deadline, stage.request_id)
         self.standin = response.stand_in
         elapsed = time.perf_counter() - started
         by_seed = {image.seed: image for image in response.images}
@@ -188,6 +184,7 @@ class QwenEditGenerator:
                         "stand_in": response.stand_in,
                         "steps": response.denoising_steps,
                         "true_cfg_scale": edit.true_cfg_scale,
+                        "edit_size": self.task.size,
                         "noise_cosine_to_parent": round(edited.noise_cosine_to_parent, 4),
                     },
                 )
@@ -195,15 +192,10 @@ class QwenEditGenerator:
         return out
 
     async def __call__(self, stage: StageRequest[np.ndarray]) -> AsyncIterator[GeneratedImage[np.ndarray]]:
-        timeout = (
-            self.settings.timeout_s
-            if stage.time_remaining_s is None
-            else min(self.settings.timeout_s, stage.time_remaining_s)
-        )
-        if timeout <= 0:
+        if stage.deadline.expired():
             raise EditFailedError("no time left for the stage")
         tasks = [
-            asyncio.ensure_future(self._run(edit, members, timeout)) for edit, members in self._group(stage.requests)
+            asyncio.ensure_future(self._run(edit, members, stage)) for edit, members in self._group(stage.requests)
         ]
         failures: list[str] = []
         try:

@@ -1,1 +1,3 @@
-"""Scorers of candidates: Gemini realism, Moondream identity and consistency, local metrics (DESIGN section 7)."""
+"""Scorers of candidates: Gemini realism, Moondream identity and consistency, local metrics.
+
+See docs/architecture.md, "Scoring"."""

@@ -8,11 +8,9 @@ async.
 from __future__ import annotations
 
 import asyncio
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from orchestrator.faces.analysis import Face, FaceAnalyzer
 from orchestrator.faces.selection import mask_overlap
@@ -20,7 +18,7 @@ from orchestrator.refine.crop import CropBox
 from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.local_metrics import boundary_consistency, identity_score, texture_realism
 from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, MoondreamJudge, combine, identity_queries
-from orchestrator.search import CandidateImage, Scorer, SignalScore
+from orchestrator.search import CandidateImage, Deadline, Scorer, SignalScore
 from orchestrator.search.signals import CONSISTENCY, CONSISTENCY_LOCAL, IDENTITY, IDENTITY_LOCAL, REALISM_LOCAL
 
 
@@ -51,23 +49,23 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
     assert task.character_face.embedding is not None
     reference = task.character_face.embedding
 
-    def measure(image: np.ndarray) -> list[SignalScore]:
+    def measure(image: np.ndarray, deadline: Deadline) -> list[SignalScore]:
         scores = [
             SignalScore(CONSISTENCY_LOCAL, boundary_consistency(image, task.init, task.mask), "local:boundary"),
             SignalScore(REALISM_LOCAL, texture_realism(image, task.mask), "local:texture"),
         ]
-        faces = [f for f in analyzer.detect(image) if mask_overlap(f, task.mask) > 0]
+        faces = [f for f in analyzer.detect(image, deadline) if mask_overlap(f, task.mask) > 0]
         if not faces:
             scores.append(SignalScore(IDENTITY_LOCAL, 0.0, "local:arcface", reason="no face detected inside the mask"))
             return scores
         face = max(faces, key=lambda f: (mask_overlap(f, task.mask), f.score))
-        analyzer.add_embeddings(image, [face])
+        analyzer.add_embeddings(image, [face], deadline)
         assert face.embedding is not None
         scores.append(SignalScore(IDENTITY_LOCAL, identity_score(face.embedding, reference), "local:arcface"))
         return scores
 
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
-        return await asyncio.to_thread(measure, candidate.image)
+        return await asyncio.to_thread(measure, candidate.image, candidate.deadline)
 
     return Scorer(name="local", signals=(CONSISTENCY_LOCAL, REALISM_LOCAL, IDENTITY_LOCAL), score=score)
 
@@ -75,10 +73,10 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
 def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndarray]:
     """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call."""
 
-    def judge_candidate(image: np.ndarray, time_left_s: float | None) -> list[SignalScore]:
+    def judge_candidate(image: np.ndarray, deadline: Deadline) -> list[SignalScore]:
         result_face = np.ascontiguousarray(image[task.box.slices()])
         queries = [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
-        parts, standin = judge.score(queries, timeout_s=time_left_s)
+        parts, standin = judge.score(queries, timeout_s=deadline.remaining() if deadline.bounded else None)
         source = "moondream:stand-in" if standin else "moondream"
         out = []
         for signal, judgement in (
@@ -98,17 +96,11 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
         return out
 
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
-        return await asyncio.to_thread(judge_candidate, candidate.image, candidate.time_remaining_s)
+        return await asyncio.to_thread(judge_candidate, candidate.image, candidate.deadline)
 
     return Scorer(name="moondream", signals=(IDENTITY, CONSISTENCY), score=score)
 
 
-def encode_jpeg(image: np.ndarray) -> tuple[bytes, str]:
-    """What Gemini sees: a high-quality JPEG (a fraction of a PNG's upload size)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=92)
-    return buffer.getvalue(), "image/jpeg"
-
-
-def gemini_scorer(gemini: GeminiRealismScorer, request_id: str) -> Scorer[np.ndarray]:
-    return gemini.as_search_scorer(encode_jpeg, request_id=request_id)
+def gemini_scorer(gemini: GeminiRealismScorer, request_id: str, box: CropBox) -> Scorer[np.ndarray]:
+    """Realism from Gemini, which sees the face region (the refinement crop with context) and a small whole view."""
+    return gemini.as_judge_scorer(gemini.views_for(box), request_id=request_id)

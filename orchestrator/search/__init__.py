@@ -1,4 +1,4 @@
-"""EACPS search: a pure algorithm over injected generate and score functions (DESIGN section 6).
+"""EACPS search: a pure algorithm over injected generate and score functions (docs/architecture.md, "The search").
 
 Entry point: `run_search(SearchRequest(...), generate=..., scorers=[...], clock=..., on_event=...)`.
 """
@@ -17,6 +17,7 @@ from orchestrator.search.contracts import (
     Stage,
     StageRequest,
 )
+from orchestrator.search.deadline import Deadline, DeadlinePassedError
 from orchestrator.search.eacps import (
     SearchFailedError,
     SearchRequest,
@@ -48,6 +49,8 @@ __all__ = [
     "CandidateStatus",
     "CandidateTimings",
     "Clock",
+    "Deadline",
+    "DeadlinePassedError",
     "EventKind",
     "GenerateFn",
     "GeneratedImage",

@@ -28,7 +28,7 @@ class SearchConfigError(ValueError):
 
 
 class LocalMode(StrEnum):
-    """How a local child is made "near" its parent (DESIGN section 6)."""
+    """How a local child is made "near" its parent (docs/architecture.md, "The search")."""
 
     # The parent's initial latents mixed with fresh noise at cosine `noise_cosine` (pipeline `latents=`).
     NOISE_NEIGHBOURHOOD = "noise_neighbourhood"
@@ -108,7 +108,7 @@ class SearchConfig:
 
     @property
     def total_candidates(self) -> int:
-        """Candidates a full search scores: k_global + m_global * k_local (21 with the defaults)."""
+        """Candidates a full search scores: k_global + m_global * k_local: 20 with the defaults (8, then 3 x 4)."""
         return self.k_global + self.m_global * self.k_local
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, TypeAlias, TypeVar
 
+from orchestrator.search.deadline import Deadline
+
 ImageT = TypeVar("ImageT")
 
 # JSON-safe scalar for free-form details (generator settings, scorer notes) that end up in the ledger.
@@ -73,13 +75,13 @@ class GenerationRequest(Generic[ImageT]):
 class StageRequest(Generic[ImageT]):
     """All candidates of one stage, for one call of the generate function.
 
-    `time_remaining_s` is the search's remaining budget when the stage starts (None: no deadline); the
-    caller passes it downstream as the RPC timeout, since Python gRPC does not propagate deadlines.
+    `deadline` is the search's: the caller turns it into each RPC's timeout (`deadline.timeout(cap)`),
+    since Python gRPC does not propagate deadlines.
     """
 
     stage: Stage
     requests: tuple[GenerationRequest[ImageT], ...]
-    time_remaining_s: float | None
+    deadline: Deadline
     request_id: str
 
 
@@ -130,8 +132,8 @@ class SignalScore:
 class CandidateImage(Generic[ImageT]):
     """What a scorer sees of a candidate. The caller's scorer closes over the init and character images.
 
-    `time_remaining_s` is the search's remaining budget when scoring starts (None: no deadline), for the
-    scorer's own downstream timeout.
+    `deadline` is the search's, for the scorer's own downstream timeouts; `request_id` goes with every
+    call the scorer makes.
     """
 
     candidate_id: str
@@ -140,7 +142,8 @@ class CandidateImage(Generic[ImageT]):
     seed: int
     parent_id: str | None
     image: ImageT = field(repr=False)
-    time_remaining_s: float | None = None
+    deadline: Deadline = field(default_factory=Deadline.never)
+    request_id: str = ""
 
 
 ScoreFn: TypeAlias = Callable[[CandidateImage[ImageT]], Awaitable[Sequence[SignalScore]]]

@@ -1,4 +1,4 @@
-"""EACPS: explore globally, commit to the best few, refine locally around them (DESIGN section 6).
+"""EACPS: explore globally, commit to the best few, refine locally around them (docs/architecture.md, "The search").
 
 A pure algorithm over injected functions: `generate` makes a stage's candidates, `scorers` score each
 candidate as soon as it arrives (so scoring overlaps generation), a `clock` measures time and decides
@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic
+from typing import Generic, Protocol, TypeVar
 
 from orchestrator.search.config import LocalMode, SearchConfig
 from orchestrator.search.contracts import (
@@ -39,6 +39,7 @@ from orchestrator.search.contracts import (
     Stage,
     StageRequest,
 )
+from orchestrator.search.deadline import Deadline
 from orchestrator.search.events import EventKind, ProgressCallback, ProgressEvent
 from orchestrator.search.ledger import (
     CandidateRecord,
@@ -72,7 +73,7 @@ class SearchRequest(Generic[ImageT]):
         raw_swap_elapsed_s: what the raw swap cost, for the ledger.
         raw_swap_info: details of the raw swap for the ledger (swapper model, stand-in or not).
         config: the search's settings.
-        deadline: absolute time on the injected clock by which the answer is due; None for no deadline.
+        deadline: when the answer is due (its clock should be the search's injected clock).
         request_id: carried into stage requests and logs.
     """
 
@@ -81,7 +82,7 @@ class SearchRequest(Generic[ImageT]):
     raw_swap_elapsed_s: float = 0.0
     raw_swap_info: Mapping[str, Scalar] = field(default_factory=dict)
     config: SearchConfig = field(default_factory=SearchConfig)
-    deadline: float | None = None
+    deadline: Deadline = field(default_factory=Deadline.never)
     request_id: str = ""
 
 
@@ -111,8 +112,21 @@ def rank_key(potential: float, index: int) -> tuple[float, int]:
     return (-potential, index)
 
 
-def select_parents(candidates: Sequence[CandidateRecord], m_global: int) -> list[CandidateRecord]:
-    """The m_global best scored candidates, best first."""
+class Ranked(Protocol):
+    """Anything with a potential and its planning index: a ledger record, or a slot during the search."""
+
+    @property
+    def potential(self) -> float | None: ...
+
+    @property
+    def index(self) -> int: ...
+
+
+R = TypeVar("R", bound=Ranked)
+
+
+def select_parents(candidates: Sequence[R], m_global: int) -> list[R]:
+    """The m_global best scored candidates, best first (ties: the earlier-planned one)."""
     scored = [c for c in candidates if c.potential is not None]
     return sorted(scored, key=lambda c: rank_key(c.potential or 0.0, c.index))[:m_global]
 
@@ -164,9 +178,9 @@ class _Search(Generic[ImageT]):
         return self.clock() - self.started
 
     def remaining(self) -> float | None:
-        if self.request.deadline is None:
+        if not self.request.deadline.bounded:
             return None
-        return self.request.deadline - self.clock()
+        return self.request.deadline.remaining()
 
     def emit(
         self,
@@ -272,7 +286,8 @@ class _Search(Generic[ImageT]):
             seed=req.seed,
             parent_id=req.parent_id,
             image=slot.generated.image,
-            time_remaining_s=self.remaining(),
+            deadline=self.request.deadline,
+            request_id=self.request.request_id,
         )
         per_scorer = await asyncio.gather(*(self.run_scorer(s, candidate) for s in self.scorers))
         slot.scores = [record for records in per_scorer for record in records]
@@ -296,7 +311,7 @@ class _Search(Generic[ImageT]):
                 stage_request = StageRequest(
                     stage=stage,
                     requests=tuple(slot.request for slot in to_generate),
-                    time_remaining_s=self.remaining(),
+                    deadline=self.request.deadline,
                     request_id=self.request.request_id,
                 )
                 try:
@@ -459,8 +474,7 @@ class _Search(Generic[ImageT]):
     ) -> tuple[float | None, float | None]:
         cfg = self.config
         rid = self.request.request_id
-        scored_global = [s for s in self.slots if s.potential is not None]
-        parents = sorted(scored_global, key=lambda s: rank_key(s.potential or 0.0, s.index))[: cfg.m_global]
+        parents = select_parents(self.slots, cfg.m_global)
         for parent in parents:
             parent.selected_as_parent = True
         if cfg.k_local == 0 or not parents:
@@ -591,7 +605,7 @@ async def run_search(
         generate: called once per stage with all of the stage's candidates; yields them as they are made.
         scorers: each scores every candidate as it arrives (concurrently with each other and with
             generation); a failing scorer's signals fall back, flagged in the ledger.
-        clock: monotonic seconds; `request.deadline` is on this clock.
+        clock: monotonic seconds for the ledger's timings; `request.deadline` should use the same clock.
         on_event: hears stage_started, candidate_generated, candidate_scored, stage_skipped,
             stage_failed and done.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# Model scorers (DESIGN section 7).
+# Model scorers (docs/architecture.md, "Scoring").
 REALISM: Final = "realism"  # Gemini
 IDENTITY: Final = "identity"  # Moondream, cross-validated side by side
 CONSISTENCY: Final = "consistency"  # Moondream

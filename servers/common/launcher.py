@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from servers.triton.launcher import free_port
+from stack.process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVING = health_pb2.HealthCheckResponse.SERVING

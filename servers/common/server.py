@@ -23,11 +23,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from servers.common.cancellation import CancelToken
-from servers.common.config import ServerConfig
 from servers.common.errors import Unavailable
 from servers.common.interceptor import CallTracker, ServiceInterceptor
 from servers.common.logs import fields, get_logger
 from servers.common.metrics import ServerMetrics
+from servers.common.settings import ServerSettings
 from servers.common.work_queue import WorkQueue
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -48,7 +48,7 @@ def token_for(context: grpc.aio.ServicerContext[Any, Any]) -> CancelToken:
 class ModelServer:
     """Owns the transport-level pieces. A component creates one, registers its servicer, and runs `serve`."""
 
-    def __init__(self, name: str, config: ServerConfig) -> None:
+    def __init__(self, name: str, config: ServerSettings) -> None:
         self.name = name
         self.config = config
         self.log = get_logger(name)

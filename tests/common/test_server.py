@@ -18,7 +18,7 @@ from servers.common.config import ServerConfig
 from servers.common.errors import InvalidArgument
 from servers.common.launcher import CHANNEL_OPTIONS, health_check, health_watch
 from servers.common.server import ModelServer, token_for
-from servers.triton.launcher import free_port
+from stack.process import free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,20 @@ def test_landmarks_and_embeddings_are_batched_per_image(
         assert face.landmarks is not None and face.landmarks.shape == (106, 2)
         assert face.embedding is not None and face.embedding.shape == (512,)
     assert not np.allclose(faces[0].embedding, faces[1].embedding)  # type: ignore[arg-type]
+
+
+def test_a_crowd_larger_than_the_batch_limit_goes_in_chunks(analyzer: FaceAnalyzer, group_photo: np.ndarray) -> None:
+    """Triton refuses batches over max_batch_size (32): 40 faces are sent as 32 + 8, with the same answers."""
+    one = analyzer.detect(group_photo)[0]
+    crowd = [dataclasses.replace(one) for _ in range(40)]
+    analyzer.add_landmarks(group_photo, crowd)
+    analyzer.add_embeddings(group_photo, crowd)
+    alone = dataclasses.replace(one)
+    analyzer.add_landmarks(group_photo, [alone])
+    analyzer.add_embeddings(group_photo, [alone])
+    for face in crowd:
+        np.testing.assert_allclose(face.landmarks, alone.landmarks, atol=1e-3)  # type: ignore[arg-type]
+        np.testing.assert_allclose(face.embedding, alone.embedding, rtol=1e-4, atol=1e-4)  # type: ignore[arg-type]
 
 
 def test_outside_the_refined_mask_nothing_changes(result: FaceStageResult, astronaut: np.ndarray) -> None:

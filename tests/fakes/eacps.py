@@ -62,9 +62,11 @@ class FakeGenerator:
     fail_after: int = 0
     before_yield: Callable[[int], Awaitable[None]] | None = None
     calls: list[StageRequest[FakeImage]] = field(default_factory=list)
+    remaining_at_call: list[float] = field(default_factory=list)  # each stage's time left when it was asked for
 
     async def __call__(self, stage: StageRequest[FakeImage]) -> AsyncIterator[GeneratedImage[FakeImage]]:
         self.calls.append(stage)
+        self.remaining_at_call.append(stage.deadline.remaining())
         for n, request in enumerate(stage.requests):
             if stage.stage is self.fail_in_stage and n >= self.fail_after:
                 raise ConnectionError("qwen-edit server unavailable")

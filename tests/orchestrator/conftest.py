@@ -7,17 +7,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 from inpaint.v1 import image_pb2, inpaint_pb2, inpaint_pb2_grpc
 
 from orchestrator import sample_photos
+from orchestrator.client import InpaintClient
+from stack.local import Ports, Stack, StackConfig
 from tests.fakes.fake_gemini import FakeGemini
-from tools.stack import Ports, Stack, StackConfig
 
 # A small search, so that a task takes seconds on two CPU cores: 3 global candidates (raw swap + 2),
 # the best 1 refined twice locally.
-SMALL_SEARCH = ("--k-global=3", "--m-global=1", "--k-local=2", "--num-inference-steps=2", "--working-size=64")
+SMALL_SEARCH = (
+    "--search.k-global=3",
+    "--search.m-global=1",
+    "--search.k-local=2",
+    "--refinement.num-inference-steps=2",
+    "--refinement.min-edit-size=64",
+    "--refinement.max-edit-size=64",
+)
 SECOND_MODEL = "gemini-second"
 
 
@@ -32,8 +39,7 @@ class LiveStack:
         return f"127.0.0.1:{self.stack.config.ports.orchestrator}"
 
     def stub(self) -> inpaint_pb2_grpc.InpaintServiceStub:
-        channel = grpc.insecure_channel(self.address, options=[("grpc.max_receive_message_length", 256 << 20)])
-        return inpaint_pb2_grpc.InpaintServiceStub(channel)
+        return InpaintClient(self.address).stub
 
 
 def image(data: bytes) -> image_pb2.Image:
@@ -65,9 +71,9 @@ def start_stack(
         triton_repository=repository,
         extra_orchestrator_args=(
             *SMALL_SEARCH,
-            f"--gemini-base-url={gemini.base_url}",
-            f"--gemini-models=gemini-first,{SECOND_MODEL}",
-            "--gemini-timeout-s=10",
+            f"--gemini.base-url={gemini.base_url}",
+            f"--gemini.models=gemini-first,{SECOND_MODEL}",
+            "--gemini.request-timeout-s=10",
             f"--task-store={task_store}",
             *extra,
         ),

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "cli.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600
     )
 
 
@@ -37,7 +37,7 @@ def test_cli_runs_task_ids_in_process_against_running_servers(live: LiveStack, t
     for task_id in ("71680285", "71680286"):
         write_task(store, task_id)
     config = tmp_path / "small.toml"
-    config.write_text("working_size = 64\nnum_inference_steps = 2\n")
+    config.write_text("[refinement]\nmin_edit_size = 64\nmax_edit_size = 64\nnum_inference_steps = 2\n")
     done = _cli(
         "--task_id", "71680285", "71680286", "--task_store", str(store), "--config", str(config),
         "--triton", f"127.0.0.1:{ports.triton_grpc}", "--qwen_edit", f"127.0.0.1:{ports.qwen_edit}",

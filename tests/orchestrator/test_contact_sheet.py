@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cli.run import TaskReport, summary_table
 from orchestrator.contact_sheet import BEST, PAD, THUMB, contact_sheet
-from orchestrator.run import TaskReport, summary_table
 
 
 def _ledger() -> dict[str, object]:

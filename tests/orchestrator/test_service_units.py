@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from inpaint.v1 import inpaint_pb2
 
-from orchestrator.api import fingerprint
 from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
+from orchestrator.requests import fingerprint
 from orchestrator.search import SearchConfigError
 from orchestrator.service import ResultCache, to_service_error
 from servers.common import errors as service_errors
@@ -115,17 +115,21 @@ def test_the_pipeline_raises_deadline_exceeded_when_the_face_stage_outlasts_the_
 
     import numpy as np
 
-    from orchestrator.config import OrchestratorConfig
+    from orchestrator.config import OrchestratorConfig, RequestSettings
     from orchestrator.faces.stage import FaceStage
-    from orchestrator.pipeline import InpaintPipeline, TaskInput
+    from orchestrator.pipeline import InpaintPipeline
+    from orchestrator.requests import Task, TaskImages
+    from orchestrator.search import Deadline
 
-    pipeline = InpaintPipeline(OrchestratorConfig(moondream_target=""))
+    config = OrchestratorConfig()
+    pipeline = InpaintPipeline(config)
     slow = mock.Mock(side_effect=lambda *args: time.sleep(0.3))
-    task = TaskInput(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), np.zeros((8, 8, 3), np.uint8))
+    images = TaskImages(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), np.zeros((8, 8, 3), np.uint8))
+    task = Task("late", images, RequestSettings(), config, Deadline.after(0.2))
     with (
         mock.patch.object(FaceStage, "run", slow),
         mock.patch.object(InpaintPipeline, "analyzer", None),
         pytest.raises(DeadlineExceededError, match="face stage"),
     ):
-        asyncio.run(pipeline.run(task, request_id="late", deadline_s=1.2))
+        asyncio.run(pipeline.run(task))
     assert slow.called

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.search import (
     CandidateStatus,
+    Deadline,
     EventKind,
     GenerationMode,
     LocalMode,
@@ -51,7 +52,7 @@ def search(
         raw_swap_elapsed_s=0.25,
         raw_swap_info={"swapper": "inswapper_128"},
         config=config or SearchConfig(),
-        deadline=deadline,
+        deadline=Deadline.never(clock) if deadline is None else Deadline(deadline, clock),
         request_id="req-1",
     )
     return asyncio.run(
@@ -89,8 +90,8 @@ def test_full_search_generates_and_scores_every_planned_candidate_in_two_stage_c
     result = search(generator=generator)
 
     ledger = result.ledger
-    # k_global 8 (the raw swap + 7 refinements) + m_global 3 x k_local 4 = 20. DESIGN and the issue say
-    # "21" for these defaults, but their own breakdown (8 + 12) adds up to 20; the breakdown is kept.
+    # k_global 8 (the raw swap + 7 refinements) + m_global 3 x k_local 4 = 20. The product brief says
+    # "21" for these defaults, but its own breakdown (8 + 12) adds up to 20; the breakdown is kept.
     assert len(ledger.candidates) == 20 == SearchConfig().total_candidates
     assert all(c.status is CandidateStatus.SCORED for c in ledger.candidates)
     assert [c.candidate_id for c in ledger.candidates[:8]] == [f"g{i}" for i in range(8)]
@@ -358,13 +359,13 @@ def test_generators_and_scorers_see_the_remaining_time_for_downstream_timeouts()
     base = table_scorer({})
 
     async def score(candidate: Any) -> Any:
-        seen[candidate.candidate_id] = candidate.time_remaining_s
+        seen[candidate.candidate_id] = candidate.deadline.at
         return await base.score(candidate)
 
     search(clock=clock, generator=generator, deadline=100.0, scorers=[Scorer("fake", base.signals, score)])
-    assert generator.calls[0].time_remaining_s == pytest.approx(100.0)
-    assert generator.calls[1].time_remaining_s == pytest.approx(93.0)
-    assert seen["g0"] == pytest.approx(100.0) and seen["g3"] == pytest.approx(97.0)
+    assert generator.remaining_at_call == [pytest.approx(100.0), pytest.approx(93.0)]
+    # Scorers get the search's own deadline (not a copy of the time left), to cut their calls to it.
+    assert set(seen.values()) == {100.0} and len(seen) == 20
 
 
 def test_a_deadline_already_past_returns_the_raw_swap_unscored_and_flagged() -> None:

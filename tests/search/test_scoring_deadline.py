@@ -7,6 +7,7 @@ import time
 
 from orchestrator.search import (
     CandidateImage,
+    Deadline,
     GenerationMode,
     Scorer,
     SearchConfig,
@@ -32,7 +33,7 @@ def test_a_scorer_that_hangs_past_the_deadline_falls_back_flagged() -> None:
                 request_seed=1,
                 raw_swap=FakeImage("g0", GenerationMode.RAW_SWAP, 0),
                 config=SearchConfig(k_global=3, m_global=1, k_local=1),
-                deadline=time.monotonic() + 0.3,
+                deadline=Deadline.after(0.3),
             ),
             generate=FakeGenerator(cost_s=0.0),
             scorers=[table_scorer({}, name="moondream", signals=("identity", "consistency")), slow],

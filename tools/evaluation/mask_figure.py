@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from orchestrator import sample_photos
-from orchestrator.face_demo import overlay_refinement
+from orchestrator.contact_sheet import overlay_refinement
 from orchestrator.imaging.masks import refine_mask
 from tools.evaluation.dlib_faces import detect_faces
 

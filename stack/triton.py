@@ -1,5 +1,9 @@
 """Start the real `tritonserver` (from PyPI nvidia-pytriton) on 127.0.0.1, wait for it, stop it cleanly.
 
+    python -m stack.triton [--repository triton_models] [--config-name cpu|default] [--grpc-port 8001]
+
+serves the model repository in the foreground until SIGINT/SIGTERM (what `make up` runs).
+
 nvidia-pytriton needs numpy<2, so the server lives in its own virtual environment (`.venv-triton`,
 made by `make setup`). PyTriton's Python API is not used: the binary runs directly on this
 project's model repository. What the binary needs from its environment:
@@ -14,13 +18,15 @@ project's model repository. What the binary needs from its environment:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,18 +35,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from servers.triton.provenance import ProvenanceError, read_provenance
+from stack.process import free_port, live_group_members
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class TritonStartError(RuntimeError):
     """tritonserver exited or did not become ready in time; the message holds the log's tail."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -112,22 +114,6 @@ def _with_parent_death_signal(args: list[str]) -> list[str]:
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else args
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Processes of the group that are still running (zombies, already dead, are not counted)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def _wait_until_gone(pgid: int, timeout_s: float) -> None:
@@ -274,3 +260,62 @@ class TritonServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = TritonServerConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repository", type=Path, default=defaults.repository)
+    p.add_argument(
+        "--config-name", default="cpu", help="'cpu' (python backend + onnxruntime) or 'default' (config.pbtxt)"
+    )
+    p.add_argument("--http-port", type=int, default=defaults.http_port)
+    p.add_argument("--grpc-port", type=int, default=defaults.grpc_port)
+    p.add_argument("--metrics-port", type=int, default=defaults.metrics_port)
+    p.add_argument("--metrics", action="store_true", help="serve Prometheus metrics")
+    p.add_argument("--log-file", type=Path, default=None)
+    args = p.parse_args(argv)
+    try:
+        provenance = read_provenance(args.repository)
+    except ProvenanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if provenance is None:
+        print(
+            f"error: {args.repository} holds no prepared models; run `make standins` or `make models`", file=sys.stderr
+        )
+        return 1
+    standins = [m.name for m in provenance if m.standin]
+    if standins:
+        print(f"WARNING: serving STAND-IN models with random weights: {', '.join(standins)}", flush=True)
+    config = TritonServerConfig(
+        repository=args.repository,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        metrics=args.metrics,
+        model_config_name=None if args.config_name == "default" else args.config_name,
+        log_file=args.log_file,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server = TritonServer(config)
+    try:
+        server.start()
+    except TritonStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"tritonserver ready: grpc {config.grpc_url}, http {config.http_url}", flush=True)
+    try:
+        while not stop.wait(1.0):
+            if server.process is not None and server.process.poll() is not None:
+                print(f"tritonserver exited with code {server.process.returncode}", file=sys.stderr)
+                return 1
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

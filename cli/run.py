@@ -1,12 +1,16 @@
 """Run inpainting tasks from the command line.
 
-    python -m orchestrator.run --task_id 71680285 71680286 [--gemini_api_key KEY] [--device cuda:0]
-    python -m orchestrator.run --init photo.jpg --mask mask.png --character face.jpg --out out/x
+    python -m cli.run --task_id 71680285 71680286 [--gemini_api_key KEY] [--device cuda:0]
+    python -m cli.run --init photo.jpg --mask mask.png --character face.jpg --out out/x
 
 Tasks come from the task store (`--task_store`, default `tasks/`: `tasks/<id>/{init,mask,character}.*`)
 or from the three files given. For each task it writes the best image, every candidate, the ledger
 (JSON) and a contact sheet (candidates in a grid with their scores, the winner framed), shows a
-progress bar over the candidates and ends with a summary table.
+progress bar over the candidates and ends with a summary table. A task that fails (a bad image, no
+face) is reported with its id and the others still run; the exit status is then 1.
+
+The search settings a request may change (`--k_global`, `--steps`, ...) are the public API's, with the
+same bounds, whichever way the work runs. Request ids are derived from the inputs' content.
 
 Where the work runs:
 - `--orchestrator HOST:PORT`: through a running orchestrator's public API;
@@ -25,27 +29,33 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
-from inpaint.v1 import image_pb2, inpaint_pb2, inpaint_pb2_grpc
+from inpaint.v1 import image_pb2, inpaint_pb2
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from orchestrator import sample_photos
-from orchestrator.config import ENV_PREFIX, OrchestratorConfig, RequestSettings
+from orchestrator.client import InpaintClient, content_request_id, search_settings, task_request
+from orchestrator.config import OVERRIDES, OrchestratorConfig
 from orchestrator.contact_sheet import contact_sheet
 from orchestrator.errors import InpaintError
 from orchestrator.imaging.decode import decode_image
-from orchestrator.pipeline import InpaintOutcome, InpaintPipeline, decode_task
+from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
 from orchestrator.refine.crop import crop_box
+from orchestrator.requests import decode_images, parse_request
 from orchestrator.search import EventKind, Ledger, ProgressEvent
 from orchestrator.search.signals import CONSISTENCY, IDENTITY, REALISM
 from orchestrator.tasks import TaskStore
-from servers.common.config import load_config
-from tools.stack import Ports, Stack, StackConfig, StackError
+from servers.common.images import DEFAULT_MAX_PIXELS
+from servers.common.settings import ConfigError, load_settings
+from stack.local import Ports, Stack, StackConfig, StackError
+
+# CLI flag -> public API field, where the CLI's name differs from the API's.
+FLAG_ALIASES = {"num_inference_steps": "steps"}
 
 
 @dataclass(frozen=True)
@@ -56,15 +66,24 @@ class TaskSource:
     character: bytes
     out: Path
 
+    @property
+    def request_id(self) -> str:
+        """Derived from the inputs' content: valid for any file name, distinct for distinct inputs."""
+        return content_request_id(self.init, self.mask, self.character)
 
-def _sources(args: argparse.Namespace) -> list[TaskSource]:
+
+def _sources(args: argparse.Namespace, failures: dict[str, str]) -> list[TaskSource]:
+    """The tasks to run; a task id that cannot be read is recorded in `failures` and the others still run."""
     if args.task_id:
         store = TaskStore(args.task_store)
         sources = []
         for task_id in args.task_id:
-            files = store.find(task_id)
-            out = args.out / task_id if args.out else files.folder / "out"
-            sources.append(TaskSource(task_id, *files.read(), out=out))
+            try:
+                files = store.find(task_id)
+                out = args.out / task_id if args.out else files.folder / "out"
+                sources.append(TaskSource(task_id, *files.read(), out=out))
+            except (InpaintError, OSError) as error:
+                failures[task_id] = str(error)
         return sources
     missing = [name for name in ("init", "mask", "character") if getattr(args, name) is None]
     if missing:
@@ -152,21 +171,26 @@ class ProgressBar:
 async def run_in_process(
     config: OrchestratorConfig,
     sources: list[TaskSource],
-    settings: RequestSettings,
+    settings: inpaint_pb2.SearchSettings,
     api_key: str | None,
     timeout_s: float,
     failures: dict[str, str],
 ) -> list[TaskReport]:
     """Every task in turn; a task that fails is recorded in `failures` and the others still run."""
     pipeline = InpaintPipeline(config, gemini_api_key=api_key)
+    store = TaskStore(config.task_store)
     reports = []
     try:
         pipeline.check_ready()
         for source in sources:
-            task = decode_task(source.init, source.mask, source.character, config.max_image_pixels)
+            # The same parse step as the service's: the same bounds, errors and deadline.
+            request = task_request(
+                source.init, source.mask, source.character, request_id=source.request_id, settings=settings
+            )
             bar = ProgressBar(source.name)
             try:
-                outcome = await pipeline.run(task, settings, request_id=source.name, deadline_s=timeout_s, on_event=bar)
+                task = parse_request(request, config, store, timeout_s)
+                outcome = await pipeline.run(task, on_event=bar)
             except InpaintError as error:
                 failures[source.name] = str(error)
                 continue
@@ -184,6 +208,23 @@ def _decode_png(image: image_pb2.Image) -> np.ndarray:
     return decode_image(image.data, "response")
 
 
+def _from_response(source: TaskSource, result: inpaint_pb2.InpaintResponse) -> TaskReport:
+    return TaskReport(
+        name=source.name,
+        out=source.out,
+        best_id=result.best_candidate_id,
+        ledger=None,
+        ledger_dict=json.loads(result.ledger_json),
+        best=_decode_png(result.image),
+        refined_mask=_decode_png(result.refined_mask)[..., 0] > 127,
+        candidates={c.candidate_id: _decode_png(c.image) for c in result.candidate_images},
+        timings_s=dict(result.timings_seconds),
+        stand_in_models=list(result.stand_in_models),
+        notes=list(result.notes),
+        degraded=result.degraded,
+    )
+
+
 def run_remote(
     address: str,
     sources: list[TaskSource],
@@ -192,62 +233,30 @@ def run_remote(
     failures: dict[str, str] | None = None,
 ) -> list[TaskReport]:
     """Every task through the public API; failures are recorded (or raised when `failures` is None)."""
-    channel = grpc.insecure_channel(
-        address, options=[("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 256 << 20)]
-    )
-    stub = inpaint_pb2_grpc.InpaintServiceStub(channel)
     reports = []
-    for source in sources:
-        request = inpaint_pb2.InpaintRequest(
-            request_id=f"cli-{source.name}-{int(time.time())}",
-            images=inpaint_pb2.TaskImages(
-                init_image=image_pb2.Image(data=source.init),
-                mask=image_pb2.Image(data=source.mask),
-                character_image=image_pb2.Image(data=source.character),
-            ),
-            settings=settings,
-            return_candidate_images=True,
-        )
-        bar = tqdm(total=0, desc=source.name, unit="cand", file=sys.stderr)
-        result: inpaint_pb2.InpaintResponse | None = None
-        try:
-            for message in stub.StreamInpaint(inpaint_pb2.StreamInpaintRequest(request=request), timeout=timeout_s):
-                if message.HasField("progress"):
-                    bar.total, bar.n = message.progress.planned, message.progress.scored
-                    bar.refresh()
-                else:
-                    result = message.result
-        except grpc.RpcError as error:
-            if failures is None:
-                channel.close()
-                raise
-            failures[source.name] = f"{error.code().name}: {error.details()}"
-            continue
-        finally:
-            bar.close()
-        if result is None:
-            failures = {} if failures is None else failures
-            failures[source.name] = "the stream ended without a result"
-            continue
-        ledger = json.loads(result.ledger_json)
-        reports.append(
-            TaskReport(
-                name=source.name,
-                out=source.out,
-                best_id=result.best_candidate_id,
-                ledger=None,
-                ledger_dict=ledger,
-                best=_decode_png(result.image),
-                refined_mask=_decode_png(result.refined_mask)[..., 0] > 127,
-                candidates={c.candidate_id: _decode_png(c.image) for c in result.candidate_images},
-                timings_s=dict(result.timings_seconds),
-                stand_in_models=list(result.stand_in_models),
-                notes=list(result.notes),
-                degraded=result.degraded,
-            )
-        )
-        write_report(reports[-1])
-    channel.close()
+    with InpaintClient(address) as client:
+        for source in sources:
+            request = task_request(
+                source.init, source.mask, source.character,
+                request_id=source.request_id, settings=settings, return_candidate_images=True,
+            )  # fmt: skip
+            bar = tqdm(total=0, desc=source.name, unit="cand", file=sys.stderr)
+
+            def progress(event: inpaint_pb2.ProgressEvent, bar: Any = bar) -> None:
+                bar.total, bar.n = event.planned, event.scored
+                bar.refresh()
+
+            try:
+                result = client.stream(request, timeout_s, progress)
+            except grpc.RpcError as error:
+                if failures is None:
+                    raise
+                failures[source.name] = f"{error.code().name}: {error.details()}"
+                continue
+            finally:
+                bar.close()
+            reports.append(_from_response(source, result))
+            write_report(reports[-1])
     return reports
 
 
@@ -296,60 +305,58 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--moondream", default=None, help="HOST:PORT of a Moondream server")
     p.add_argument("--config", type=Path, default=None, help="orchestrator settings file (TOML/JSON)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--k_global", type=int)
-    p.add_argument("--m_global", type=int)
-    p.add_argument("--k_local", type=int)
-    p.add_argument("--steps", type=int)
+    for override in OVERRIDES:  # the public API's per-request settings, with its bounds
+        flag = FLAG_ALIASES.get(override.name, override.name)
+        p.add_argument(
+            f"--{flag}",
+            dest=override.name,
+            type=override.kind,
+            help=f"{override.help} ({override.low:g}..{override.high:g})",
+        )
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per task")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    failures: dict[str, str] = {}
     try:
-        sources = _sources(args)
-        for source in sources:  # bad inputs fail here, before any server is started
-            decode_task(source.init, source.mask, source.character, OrchestratorConfig.max_image_pixels)
+        sources = _sources(args, failures)
     except (InpaintError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    settings = RequestSettings(
-        k_global=args.k_global,
-        m_global=args.m_global,
-        k_local=args.k_local,
-        num_inference_steps=args.steps,
-        seed=args.seed,
-    )
+    for source in list(sources):  # bad inputs are found here, before any server is started
+        try:
+            decode_images(source.init, source.mask, source.character, DEFAULT_MAX_PIXELS)
+        except InpaintError as error:
+            failures[source.name] = str(error)
+            sources.remove(source)
+    for name, reason in failures.items():
+        print(f"error: {name}: {reason}", file=sys.stderr)
+    if failures and not sources:
+        return 2
+    settings = search_settings({o.name: getattr(args, o.name) for o in OVERRIDES}, seed=args.seed)
     servers = [args.triton, args.qwen_edit, args.moondream]
     if any(servers) and not all(servers):
         print("error: give all of --triton, --qwen_edit and --moondream, or none of them", file=sys.stderr)
         return 2
     if args.orchestrator and (args.gemini_api_key or args.gemini_key_file):
         print("note: with --orchestrator the Gemini key is the orchestrator's; --gemini_* is ignored", file=sys.stderr)
-    failures: dict[str, str] = {}
     started = time.perf_counter()
+    reports: list[TaskReport] = []
     try:
-        if args.orchestrator:
-            proto = inpaint_pb2.SearchSettings(seed=args.seed)
-            for name, value in (
-                ("k_global", args.k_global),
-                ("m_global", args.m_global),
-                ("k_local", args.k_local),
-                ("num_inference_steps", args.steps),
-            ):
-                if value is not None:
-                    setattr(proto, name, value)
-            reports = run_remote(args.orchestrator, sources, proto, args.timeout, failures)
+        if not sources:
+            pass
+        elif args.orchestrator:
+            reports = run_remote(args.orchestrator, sources, settings, args.timeout, failures)
         else:
-            config = load_config(
-                OrchestratorConfig, ["--config", str(args.config)] if args.config else [], env_prefix=ENV_PREFIX
-            )
+            flags = ["--config", str(args.config)] if args.config else []
             if args.gemini_key_file:
-                config = replace(config, gemini_key_file=args.gemini_key_file)
-            if args.triton and args.qwen_edit and args.moondream:
-                config = replace(
-                    config, triton_url=args.triton, qwen_edit_target=args.qwen_edit, moondream_target=args.moondream
-                )
+                flags += ["--gemini.key-file", str(args.gemini_key_file)]
+            if all(servers):
+                flags += ["--triton.url", args.triton, "--qwen-edit.target", args.qwen_edit]
+                flags += ["--moondream.target", args.moondream]
+                config = load_settings(OrchestratorConfig, flags)
                 reports = asyncio.run(
                     run_in_process(config, sources, settings, args.gemini_api_key, args.timeout, failures)
                 )
@@ -360,20 +367,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"starting the model servers on {args.device} (logs in {run_dir}) ...", file=sys.stderr, flush=True
                 )
                 with Stack(run_dir, StackConfig(ports=ports, device=args.device, orchestrator=False)) as stack:
-                    config = replace(
-                        config,
-                        triton_url=f"127.0.0.1:{ports.triton_grpc}",
-                        triton_repository=stack.config.triton_repository,
-                        qwen_edit_target=f"127.0.0.1:{ports.qwen_edit}",
-                        moondream_target=f"127.0.0.1:{ports.moondream}",
-                    )
+                    flags += [
+                        "--triton.url", f"127.0.0.1:{ports.triton_grpc}",
+                        "--triton.repository", str(stack.config.triton_repository),
+                        "--qwen-edit.target", f"127.0.0.1:{ports.qwen_edit}",
+                        "--moondream.target", f"127.0.0.1:{ports.moondream}",
+                    ]  # fmt: skip
+                    config = load_settings(OrchestratorConfig, flags)
                     reports = asyncio.run(
                         run_in_process(config, sources, settings, args.gemini_api_key, args.timeout, failures)
                     )
-    except (InpaintError, StackError) as error:
+    except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    except grpc.RpcError as error:
+        return 2
+    except (InpaintError, StackError, grpc.RpcError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print()

@@ -1,8 +1,7 @@
 """The whole stack as processes on 127.0.0.1: Triton, Qwen-Edit, Moondream and the orchestrator.
 
-    python -m tools.stack up   [--run-dir runs/NAME] [--device cpu|cuda:0] [--no-orchestrator]
-    python -m tools.stack down [--run-dir runs/current]
-    python -m tools.stack status
+    with Stack(run_dir, StackConfig(ports=Ports.free())) as stack: ...
+    python -m stack up | down | status      (`make up`, `make down`, `make status`)
 
 `up` starts each service in its own process session, with its log in the run folder, waits on every
 health check (Triton's HTTP readiness, the gRPC health service of the others) and writes
@@ -13,14 +12,12 @@ where `make models` put them, stand-ins otherwise; the orchestrator's start-up l
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,13 +25,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 
-from servers.common.launcher import SERVING, health_check
-from servers.triton.launcher import live_group_members
+from stack.process import SERVING, health_check, live_group_members
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
 STANDIN_CONDITION_PIXELS = 128 * 128
-STANDIN_WORKING_SIZE = 128
+STANDIN_EDIT_SIZE = 128
 
 
 class StackError(RuntimeError):
@@ -144,7 +140,11 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
     # A random-weight stand-in's output is noise at any size: on stand-ins, condition and edit small
     # images so that a full search takes a minute on a CPU instead of an hour.
     qwen_small = [f"--condition-pixels={STANDIN_CONDITION_PIXELS}"] if qwen_standin else []
-    orchestrator_small = [f"--working-size={STANDIN_WORKING_SIZE}"] if qwen_standin else []
+    orchestrator_small = (
+        [f"--refinement.min-edit-size={STANDIN_EDIT_SIZE}", f"--refinement.max-edit-size={STANDIN_EDIT_SIZE}"]
+        if qwen_standin
+        else []
+    )
     moondream_dir, adapter, _ = moondream_model_dir(config)
     # PyPI's tritonserver has only the python backend, so locally the face models always run through
     # configs/cpu.pbtxt (onnxruntime inside the python backend; they are small). The GPU configuration,
@@ -155,7 +155,7 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
         ServiceSpec(
             "triton",
             [
-                _python(".venv"), "-m", "servers.triton",
+                _python(".venv"), "-m", "stack.triton",
                 f"--repository={config.triton_repository}", f"--config-name={triton_config}",
                 f"--http-port={p.triton_http}", f"--grpc-port={p.triton_grpc}", f"--metrics-port={p.triton_metrics}",
             ],
@@ -187,8 +187,8 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
                 [
                     _python(".venv"), "-m", "orchestrator.service",
                     f"--port={p.orchestrator}", f"--metrics-port={p.orchestrator_metrics}",
-                    f"--triton-url=127.0.0.1:{p.triton_grpc}", f"--triton-repository={config.triton_repository}",
-                    f"--qwen-edit-target=127.0.0.1:{p.qwen_edit}", f"--moondream-target=127.0.0.1:{p.moondream}",
+                    f"--triton.url=127.0.0.1:{p.triton_grpc}", f"--triton.repository={config.triton_repository}",
+                    f"--qwen-edit.target=127.0.0.1:{p.qwen_edit}", f"--moondream.target=127.0.0.1:{p.moondream}",
                     *orchestrator_small, *config.extra_orchestrator_args,
                 ],
                 f"grpc:127.0.0.1:{p.orchestrator}",
@@ -321,52 +321,3 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--run-dir", type=Path, default=None)
-    parser.add_argument("--device", default="cpu", help="device of the model servers: cpu or cuda:N")
-    parser.add_argument("--no-orchestrator", action="store_true")
-    parser.add_argument("--free-ports", action="store_true", help="any free ports instead of the documented ones")
-    args = parser.parse_args(argv)
-    if args.command == "up":
-        run_dir = args.run_dir or RUNS / time.strftime("%Y%m%d-%H%M%S")
-        current = RUNS / "current"
-        if (
-            args.run_dir is None
-            and current.exists()
-            and any(live_group_members(s["pid"]) for s in json.loads((current / "stack.json").read_text())["services"])
-        ):
-            print(f"error: a stack is already running ({current.resolve()}); run `make down` first", file=sys.stderr)
-            return 1
-        print(f"starting the stack; logs in {run_dir}/", flush=True)
-        ports = Ports.free() if args.free_ports else Ports()
-        try:
-            Stack(run_dir, StackConfig(ports=ports, device=args.device, orchestrator=not args.no_orchestrator)).up()
-        except (StackError, subprocess.CalledProcessError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        print(f"stack up: orchestrator on 127.0.0.1:{ports.orchestrator}; `make down` stops it", flush=True)
-        return 0
-    run_dir = args.run_dir or RUNS / "current"
-    if not (run_dir / "stack.json").exists():
-        print(f"no stack recorded in {run_dir}", file=sys.stderr)
-        return 0 if args.command == "down" else 1
-    stack = Stack.load(run_dir)
-    if args.command == "status":
-        if not stack.started:
-            print(f"nothing running from {run_dir.resolve()}")
-        for service in stack.started:
-            alive = bool(live_group_members(service.pid))
-            state = ("healthy" if healthy(service.health) else "running, not healthy") if alive else "stopped"
-            print(f"{service.name:12s} pid {service.pid:7d}  {state}  log {service.log}")
-        return 0
-    stack.down()
-    print(f"stopped the stack of {run_dir.resolve()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """`make demo`: bring the stack up, run one task through the public API, write and summarise, bring it down.
 
-    python -m orchestrator.demo [--out out/demo] [--device cpu]
+    python -m cli.demo [--out out/demo] [--device cpu]
 
 The task is a real photo pair shipped in pip packages: scikit-image's astronaut (init, with a mask
 drawn over her head) and insightface's Tom Hanks portrait (character). Writes the final image, every
@@ -18,9 +18,9 @@ from pathlib import Path
 import grpc
 from inpaint.v1 import inpaint_pb2
 
+from cli.run import TaskSource, run_remote, summary_table
 from orchestrator import sample_photos
-from orchestrator.run import TaskSource, run_remote, summary_table
-from tools.stack import RUNS, Stack, StackConfig, StackError
+from stack.local import RUNS, Stack, StackConfig, StackError
 
 
 def main(argv: list[str] | None = None) -> int:

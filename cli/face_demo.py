@@ -1,6 +1,6 @@
 """Run the face stage on a bundled photo pair and write what it made.
 
-    python -m orchestrator.face_demo --out out/face_demo [--triton 127.0.0.1:8001]
+    python -m cli.face_demo --out out/face_demo [--triton 127.0.0.1:8001]
 
 Without --triton it starts tritonserver itself on free ports against triton_models/ (prepared by
 `make standins` or `make models`) and stops it afterwards. The init image is scikit-image's
@@ -20,23 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from orchestrator import sample_photos
+from orchestrator.contact_sheet import overlay_refinement
 from orchestrator.errors import InpaintError
 from orchestrator.faces.analysis import FaceAnalyzer
 from orchestrator.faces.stage import FaceStage, FaceStageResult
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
-from servers.triton.launcher import TritonServer, TritonServerConfig, TritonStartError
-from tools.models.prepare import read_provenance
+from servers.triton.provenance import read_provenance
+from stack.triton import TritonServer, TritonServerConfig, TritonStartError
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "triton_models"
-
-
-def overlay_refinement(image: np.ndarray, given: np.ndarray, refined: np.ndarray) -> np.ndarray:
-    """Green where the refined mask is, red where the given mask was dropped."""
-    out = image.astype(np.float32)
-    dropped = given & ~refined
-    out[refined] = out[refined] * 0.6 + np.array([0, 255, 0]) * 0.4
-    out[dropped] = out[dropped] * 0.3 + np.array([255, 0, 0]) * 0.7
-    return out.astype(np.uint8)
 
 
 def write_outputs(out: Path, init: np.ndarray, given: np.ndarray, result: FaceStageResult) -> dict[str, object]:
