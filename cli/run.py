@@ -46,7 +46,7 @@ from orchestrator.errors import InpaintError
 from orchestrator.imaging.decode import decode_image
 from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
 from orchestrator.refine.crop import crop_box
-from orchestrator.requests import decode_images, parse_request
+from orchestrator.requests import decode_images, parse_request, request_settings
 from orchestrator.search import EventKind, Ledger, ProgressEvent
 from orchestrator.search.signals import CONSISTENCY, IDENTITY, REALISM
 from orchestrator.tasks import TaskStore
@@ -319,6 +319,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    settings = search_settings({o.name: getattr(args, o.name) for o in OVERRIDES}, seed=args.seed)
+    try:
+        request_settings(settings)  # the API's bounds, before anything starts
+    except InpaintError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     failures: dict[str, str] = {}
     try:
         sources = _sources(args, failures)
@@ -335,7 +341,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {name}: {reason}", file=sys.stderr)
     if failures and not sources:
         return 2
-    settings = search_settings({o.name: getattr(args, o.name) for o in OVERRIDES}, seed=args.seed)
     servers = [args.triton, args.qwen_edit, args.moondream]
     if any(servers) and not all(servers):
         print("error: give all of --triton, --qwen_edit and --moondream, or none of them", file=sys.stderr)

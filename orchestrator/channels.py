@@ -9,6 +9,7 @@ limits and the load-balancing policy: with a `dns:///name:port` target naming a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Annotated
 
 import grpc
@@ -39,9 +40,13 @@ def channel_options(message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, i
     ]
 
 
-def open_aio_channel(address: ServerAddress) -> grpc.aio.Channel:
-    """An asyncio channel; open one per process and server, and close it at shutdown."""
-    return grpc.aio.insecure_channel(address.target, options=channel_options())
+def open_aio_channel(address: ServerAddress, extra_options: Sequence[tuple[str, int | str]] = ()) -> grpc.aio.Channel:
+    """An asyncio channel; open one per process and server, and close it at shutdown.
+
+    gRPC re-resolves at most every 30 s (`grpc.dns_min_time_between_resolutions_ms`), well within the
+    servers' default connection age of 60 s; tests shorten both through `extra_options`.
+    """
+    return grpc.aio.insecure_channel(address.target, options=[*channel_options(), *extra_options])
 
 
 def open_channel(address: ServerAddress) -> grpc.Channel:

@@ -38,7 +38,7 @@ from orchestrator.scoring.gemini import GeminiConfig
 from orchestrator.search import SearchConfig
 from orchestrator.search.signals import CONSISTENCY, IDENTITY, REALISM
 from servers.common.images import DEFAULT_MAX_PIXELS
-from servers.common.settings import ServerSettings, section
+from servers.common.settings import Port, ServerSettings, section
 
 # The model servers' own limits that a request's settings must respect.
 QWEN_EDIT_MAX_STEPS = 50  # servers/qwen_edit/config.py, `max_steps`
@@ -71,10 +71,11 @@ class OrchestratorConfig(ServerSettings):
 
     model_config = SettingsConfigDict(env_prefix="INPAINT_")
 
-    port: int = 50050
-    metrics_port: int = 9460
-    max_concurrent: int = 2  # tasks searched at once per replica; the model servers queue their own work
-    max_queue: int = 16
+    port: Port = 50050
+    metrics_port: Port = 9460
+    # Tasks searched at once per replica; the model servers queue their own work.
+    max_concurrent: Annotated[int, Field(ge=1)] = 2
+    max_queue: Annotated[int, Field(ge=0)] = 16
     # The model servers and Gemini.
     triton: Triton = Triton()
     qwen_edit: QwenEdit = QwenEdit()
@@ -82,6 +83,8 @@ class OrchestratorConfig(ServerSettings):
     gemini: Gemini = Gemini()
     # How long the service waits at start-up for the other model servers to answer a warm-up.
     probe_wait_s: Annotated[float, Field(ge=0)] = 120.0
+    # How often readiness checks Triton's face models (health NOT_SERVING while they are away).
+    readiness_interval_s: Annotated[float, Field(gt=0)] = 5.0
     # The search and its parts.
     search: Search = Search()
     refinement: Refinement = Refinement()

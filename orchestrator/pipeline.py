@@ -137,7 +137,7 @@ class InpaintPipeline:
             moondream_scorer(self.judge, scoring),
         ]
         if self.gemini.has_key:
-            scorers.append(gemini_scorer(self.gemini, request_id, geometry.box))
+            scorers.append(gemini_scorer(self.gemini, geometry.box))
         waits = WaitLog()
         scorers = [replace(s, score=waits.timed("scoring", s.score)) for s in scorers]  # type: ignore[arg-type]
 

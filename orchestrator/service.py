@@ -261,11 +261,24 @@ def main(argv: list[str] | None = None) -> int:
             models = await pipeline.probe_models(config.probe_wait_s)
             server.log.info("models", extra=fields(**models))
 
+        async def follow_triton() -> None:
+            # Readiness follows the one hard dependency: NOT_SERVING while Triton's face models are away
+            # (a load balancer stops sending tasks that could only fail), SERVING again when they are back.
+            while not server.draining:
+                await asyncio.sleep(config.readiness_interval_s)
+                try:
+                    await asyncio.to_thread(pipeline.triton.check_ready)
+                except ModelUnavailableError as error:
+                    await server.set_serving(False, str(error))
+                else:
+                    await server.set_serving(True)
+
         def load_then_probe() -> None:
             load()
             # Which weights serve this stack, in the start-up log; in the background, because only
             # Triton is needed to serve (the other servers degrade the result when missing).
             asyncio.run_coroutine_threadsafe(probe(), loop)
+            asyncio.run_coroutine_threadsafe(follow_triton(), loop)
 
         # Blocking calls (Triton, Moondream, image work) run in threads: enough of them that a slow
         # dependency cannot starve the rest.

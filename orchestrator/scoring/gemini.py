@@ -59,7 +59,7 @@ from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Generic
+from typing import Any, Final
 
 import cv2
 import httpx2
@@ -71,7 +71,7 @@ from google.protobuf import duration_pb2
 from PIL import Image
 
 from orchestrator.refine.crop import CropBox
-from orchestrator.search.contracts import CandidateImage, ImageT, Scorer, SignalScore
+from orchestrator.search.contracts import SignalScore
 from orchestrator.search.deadline import Deadline
 from orchestrator.search.signals import REALISM
 
@@ -1230,67 +1230,3 @@ class GeminiRealismScorer:
             result.reason,
         )
         return result
-
-    def as_search_scorer(
-        self,
-        encode: Callable[[ImageT], tuple[bytes, str]],
-        *,
-        request_id: str = "",
-        name: str = "gemini",
-    ) -> Scorer[ImageT]:
-        """This scorer as the search's realism `Scorer`, sending one encoded image per candidate.
-
-        For full-size candidates use `as_judge_scorer` (bounded views): `encode` must keep the image small.
-        """
-        return Scorer(
-            name=name,
-            signals=(REALISM,),
-            score=_SearchAdapter(self, encode, request_id),
-            fallback_value=self.config.fallback_score,
-        )
-
-    def as_judge_scorer(
-        self,
-        views: Callable[[ImageT], JudgeViews],
-        *,
-        request_id: str = "",
-        name: str = "gemini",
-    ) -> Scorer[ImageT]:
-        """This scorer as the search's realism `Scorer`; `views` builds a candidate's two views
-        (`self.views_for(box)` for arrays)."""
-        return Scorer(
-            name=name,
-            signals=(REALISM,),
-            score=_ViewsAdapter(self, views, request_id),
-            fallback_value=self.config.fallback_score,
-        )
-
-
-@dataclass(frozen=True)
-class _SearchAdapter(Generic[ImageT]):
-    scorer: GeminiRealismScorer
-    encode: Callable[[ImageT], tuple[bytes, str]]
-    request_id: str
-
-    async def __call__(self, candidate: CandidateImage[ImageT]) -> list[SignalScore]:
-        # Encoding takes milliseconds of CPU: off the event loop, so generation and the other scorers
-        # keep moving meanwhile.
-        data, mime_type = await asyncio.to_thread(self.encode, candidate.image)
-        result = await self.scorer.score(
-            data, mime_type, request_id=candidate.request_id or self.request_id, deadline=candidate.deadline
-        )
-        return [result.to_signal_score()]
-
-
-@dataclass(frozen=True)
-class _ViewsAdapter(Generic[ImageT]):
-    scorer: GeminiRealismScorer
-    views: Callable[[ImageT], JudgeViews]
-    request_id: str
-
-    async def __call__(self, candidate: CandidateImage[ImageT]) -> list[SignalScore]:
-        views = await asyncio.to_thread(self.views, candidate.image)  # resizing and encoding: off the loop
-        result = await self.scorer.score_views(
-            views, request_id=candidate.request_id or self.request_id, deadline=candidate.deadline
-        )
-        return [result.to_signal_score()]

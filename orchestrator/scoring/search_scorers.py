@@ -1,5 +1,8 @@
 """The search's scorers for one task: local metrics, Moondream and Gemini, as `Scorer`s over arrays.
 
+Every adapter from a scoring client to the search lives here, shaped alike; the clients know nothing of
+the search.
+
 Each scorer closes over the task (init image, refined mask, character face) and scores a candidate
 (a full RGB image) as soon as it arrives. The blocking clients run in worker threads; Gemini's SDK is
 async.
@@ -19,7 +22,14 @@ from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.local_metrics import boundary_consistency, identity_score, texture_realism
 from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, MoondreamJudge, combine, identity_queries
 from orchestrator.search import CandidateImage, Deadline, Scorer, SignalScore
-from orchestrator.search.signals import CONSISTENCY, CONSISTENCY_LOCAL, IDENTITY, IDENTITY_LOCAL, REALISM_LOCAL
+from orchestrator.search.signals import (
+    CONSISTENCY,
+    CONSISTENCY_LOCAL,
+    IDENTITY,
+    IDENTITY_LOCAL,
+    REALISM,
+    REALISM_LOCAL,
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,13 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
     return Scorer(name="moondream", signals=(IDENTITY, CONSISTENCY), score=score)
 
 
-def gemini_scorer(gemini: GeminiRealismScorer, request_id: str, box: CropBox) -> Scorer[np.ndarray]:
+def gemini_scorer(gemini: GeminiRealismScorer, box: CropBox) -> Scorer[np.ndarray]:
     """Realism from Gemini, which sees the face region (the refinement crop with context) and a small whole view."""
-    return gemini.as_judge_scorer(gemini.views_for(box), request_id=request_id)
+    views_of = gemini.views_for(box)
+
+    async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
+        views = await asyncio.to_thread(views_of, candidate.image)  # resizing and encoding: off the event loop
+        result = await gemini.score_views(views, request_id=candidate.request_id, deadline=candidate.deadline)
+        return [result.to_signal_score()]
+
+    return Scorer(name="gemini", signals=(REALISM,), score=score, fallback_value=gemini.config.fallback_score)

@@ -45,6 +45,8 @@ class ServerConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     # On SIGTERM: stop accepting, let in-flight calls finish for at most this long, then exit.
     drain_grace_s: float = 60.0
+    max_connection_age_s: float = 60.0
+    max_connection_age_grace_s: float = 30.0
     log_level: str = "INFO"
 
 

@@ -45,6 +45,17 @@ def token_for(context: grpc.aio.ServicerContext[Any, Any]) -> CancelToken:
     return token
 
 
+def connection_age_options(age_s: float, grace_s: float) -> list[tuple[str, int]]:
+    """Close each client connection after `age_s` (+ `grace_s` for calls in flight): clients re-resolve DNS
+    only when a connection closes, so without this, replicas added behind a headless Service get no traffic."""
+    if age_s <= 0:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", int(age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(grace_s * 1000)),
+    ]
+
+
 class ModelServer:
     """Owns the transport-level pieces. A component creates one, registers its servicer, and runs `serve`."""
 
@@ -55,6 +66,8 @@ class ModelServer:
         self.metrics = ServerMetrics(name)
         self.work = WorkQueue(config.max_concurrent, config.max_queue, self.metrics)
         self.ready = False
+        self._loading = True
+        self.not_ready_reason = "the model is still loading"
         self.draining = False
         # Created in serve(): grpc.aio objects belong to the event loop that runs them.
         self.health: HealthServicer | None = None
@@ -72,11 +85,24 @@ class ModelServer:
         self.service_names.append(full_name)
 
     def require_ready(self) -> None:
-        """Servicers call this first: no model, or draining, means UNAVAILABLE."""
+        """Servicers call this first: no model, a dependency away, or draining, means UNAVAILABLE."""
         if self.draining:
             raise Unavailable("the server is shutting down")
         if not self.ready:
-            raise Unavailable("the model is still loading")
+            raise Unavailable(self.not_ready_reason)
+
+    async def set_serving(self, serving: bool, reason: str = "") -> None:
+        """Readiness that follows a dependency: NOT_SERVING (and UNAVAILABLE) while it is away, SERVING when back."""
+        if self.draining or self._loading or self.ready == serving:
+            return
+        self.ready = serving
+        self.not_ready_reason = reason or "a dependency is unavailable"
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self._set_health(status)
+        if serving:
+            self.log.info("serving again")
+        else:
+            self.log.warning("not serving", extra=fields(reason=self.not_ready_reason))
 
     async def _set_health(self, status: Any) -> None:
         assert self.health is not None
@@ -101,6 +127,7 @@ class ModelServer:
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
+                *connection_age_options(config.max_connection_age_s, config.max_connection_age_grace_s),
             ],
         )
         for register in self._registrations:
@@ -135,6 +162,7 @@ class ModelServer:
         if loading in done:
             loading.result()  # a failed load ends the process with its error
             self.ready = True
+            self._loading = False
             await self._set_health(health_pb2.HealthCheckResponse.SERVING)
             self.log.info("serving", extra=fields(load_s=round(time.monotonic() - started, 3)))
             await stop

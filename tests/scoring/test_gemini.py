@@ -23,7 +23,15 @@ from orchestrator.scoring.gemini import (
     reset_circuits,
     resolve_api_key,
 )
-from orchestrator.search import GenerationMode, Scorer, SearchConfig, SearchRequest, run_search
+from orchestrator.search import (
+    CandidateImage,
+    GenerationMode,
+    Scorer,
+    SearchConfig,
+    SearchRequest,
+    SignalScore,
+    run_search,
+)
 from orchestrator.search.deadline import Deadline
 from orchestrator.search.signals import REALISM
 from tests.fakes.eacps import FakeGenerator, FakeImage, table_scorer
@@ -235,7 +243,11 @@ def test_the_scorer_plugs_into_the_search_as_its_realism_signal(fake: FakeGemini
         def encode(image: FakeImage) -> tuple[bytes, str]:
             return image.candidate_id.encode(), "image/png"
 
-        realism: Scorer[FakeImage] = gemini.as_search_scorer(encode)
+        async def score_realism(candidate: CandidateImage[FakeImage]) -> list[SignalScore]:
+            result = await gemini.score(*encode(candidate.image), request_id=candidate.request_id)
+            return [result.to_signal_score()]
+
+        realism: Scorer[FakeImage] = Scorer("gemini", (REALISM,), score_realism)
         others = table_scorer({}, name="moondream", signals=("identity", "consistency"))
         request = SearchRequest(
             request_seed=3,

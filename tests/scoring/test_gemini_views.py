@@ -21,6 +21,7 @@ from orchestrator.scoring.gemini import (
     build_judge_views,
     reset_circuits,
 )
+from orchestrator.scoring.search_scorers import gemini_scorer
 from orchestrator.search import CandidateImage, GenerationMode, SignalScore, Stage
 from tests.fakes.fake_gemini import INLINE_REQUEST_LIMIT_BYTES, FakeGemini
 
@@ -107,9 +108,9 @@ def test_a_30_megapixel_candidate_is_scored_by_gemini_with_a_bounded_request(fak
                 Image.fromarray(array).save(buffer, format="JPEG", quality=92)
                 return buffer.getvalue(), "image/jpeg"
 
-            before = await gemini.as_search_scorer(full_frame, request_id="old").score(candidate(image))
-            after = await gemini.as_judge_scorer(gemini.views_for(box), request_id="new").score(candidate(image))
-            return list(before), list(after)
+            before = (await gemini.score(*full_frame(image), request_id="old")).to_signal_score()
+            after = await gemini_scorer(gemini, box).score(candidate(image))
+            return [before], list(after)
         finally:
             await gemini.aclose()
 
