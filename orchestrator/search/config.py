@@ -63,6 +63,9 @@ class SearchConfig:
             initial latents) is always refined by re-noising.
         noise_cosine: cosine between a child's initial latents and its parent's (noise neighbourhood).
         renoise_strength: the fraction of the schedule re-run on the parent's image (re-noising).
+        sequential: the baseline schedule, for comparison: one candidate at a time, each scored before
+            the next is asked for, the scorers one after the other (default: a stage's candidates in one
+            call, each scored as it arrives, the scorers concurrently).
         local_cost_factor: the local stage's cost per candidate relative to the global stage's measured
             cost per candidate, for the deadline estimate (1.0 is conservative: re-noising at strength s
             runs only about s of the steps, but scoring costs the same).
@@ -78,6 +81,7 @@ class SearchConfig:
     noise_cosine: float = 0.95
     renoise_strength: float = 0.45
     local_cost_factor: float = 1.0
+    sequential: bool = False
 
     def __post_init__(self) -> None:
         if self.k_global < 1:
@@ -123,4 +127,5 @@ class SearchConfig:
             "noise_cosine": self.noise_cosine,
             "renoise_strength": self.renoise_strength,
             "local_cost_factor": self.local_cost_factor,
+            "sequential": self.sequential,
         }

@@ -51,7 +51,3 @@ class Deadline:
         if left <= 0:
             raise DeadlinePassedError(f"the deadline passed {-self.remaining():.3f} s ago")
         return left
-
-    def earlier(self, seconds: float) -> Deadline:
-        """The same deadline moved `seconds` earlier (a margin for work after the answer is chosen)."""
-        return Deadline(self.at - seconds, self.clock)

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -289,7 +289,10 @@ class _Search(Generic[ImageT]):
             deadline=self.request.deadline,
             request_id=self.request.request_id,
         )
-        per_scorer = await asyncio.gather(*(self.run_scorer(s, candidate) for s in self.scorers))
+        if self.config.sequential:
+            per_scorer = [await self.run_scorer(s, candidate) for s in self.scorers]
+        else:
+            per_scorer = list(await asyncio.gather(*(self.run_scorer(s, candidate) for s in self.scorers)))
         slot.scores = [record for records in per_scorer for record in records]
         slot.potential, slot.terms = compute_potential(
             slot.scores, self.config.weights, self.config.stand_ins, self.config.fallback_score
@@ -301,29 +304,15 @@ class _Search(Generic[ImageT]):
     # Stages.
 
     async def run_stage(self, stage: Stage, to_generate: list[_Slot[ImageT]], ready: list[_Slot[ImageT]]) -> None:
-        """Generate `to_generate` in one call, scoring every arrival (and the `ready` ones) concurrently."""
-        by_id = {slot.request.candidate_id: slot for slot in to_generate}
-        failure: str | None = None
-        async with asyncio.TaskGroup() as scoring:
-            for ready_slot in ready:
-                scoring.create_task(self.score(ready_slot))
-            if to_generate:
-                stage_request = StageRequest(
-                    stage=stage,
-                    requests=tuple(slot.request for slot in to_generate),
-                    deadline=self.request.deadline,
-                    request_id=self.request.request_id,
-                )
-                try:
-                    async for generated in self.generate(stage_request):
-                        slot = by_id.get(generated.candidate_id)
-                        if slot is None or slot.generated is not None:
-                            raise ValueError(f"generator returned an unknown or repeated id {generated.candidate_id!r}")
-                        self.accept(slot, generated)
-                        scoring.create_task(self.score(slot))
-                except Exception as exc:
-                    # Keep what was generated and scored so far; the caller still gets the best of it.
-                    failure = f"{type(exc).__name__}: {exc}"
+        """Generate `to_generate` in one call, scoring every arrival (and the `ready` ones) concurrently.
+
+        With `config.sequential` (the baseline schedule), one candidate at a time instead, each scored
+        before the next is asked for.
+        """
+        if self.config.sequential:
+            failure = await self.run_stage_sequentially(stage, to_generate, ready)
+        else:
+            failure = await self.run_stage_overlapped(stage, to_generate, ready)
         missing = [slot for slot in to_generate if slot.generated is None]
         if missing and failure is None:
             failure = f"generator returned {len(to_generate) - len(missing)} of {len(to_generate)} candidates"
@@ -339,6 +328,52 @@ class _Search(Generic[ImageT]):
                 len(missing),
                 failure,
             )
+
+    def stage_request(self, stage: Stage, slots: list[_Slot[ImageT]]) -> StageRequest[ImageT]:
+        return StageRequest(
+            stage=stage,
+            requests=tuple(slot.request for slot in slots),
+            deadline=self.request.deadline,
+            request_id=self.request.request_id,
+        )
+
+    async def generated(self, stage: Stage, slots: list[_Slot[ImageT]]) -> AsyncIterator[_Slot[ImageT]]:
+        by_id = {slot.request.candidate_id: slot for slot in slots}
+        async for generated in self.generate(self.stage_request(stage, slots)):
+            slot = by_id.get(generated.candidate_id)
+            if slot is None or slot.generated is not None:
+                raise ValueError(f"generator returned an unknown or repeated id {generated.candidate_id!r}")
+            self.accept(slot, generated)
+            yield slot
+
+    async def run_stage_overlapped(
+        self, stage: Stage, to_generate: list[_Slot[ImageT]], ready: list[_Slot[ImageT]]
+    ) -> str | None:
+        failure: str | None = None
+        async with asyncio.TaskGroup() as scoring:
+            for ready_slot in ready:
+                scoring.create_task(self.score(ready_slot))
+            if to_generate:
+                try:
+                    async for slot in self.generated(stage, to_generate):
+                        scoring.create_task(self.score(slot))
+                except Exception as exc:
+                    # Keep what was generated and scored so far; the caller still gets the best of it.
+                    failure = f"{type(exc).__name__}: {exc}"
+        return failure
+
+    async def run_stage_sequentially(
+        self, stage: Stage, to_generate: list[_Slot[ImageT]], ready: list[_Slot[ImageT]]
+    ) -> str | None:
+        for ready_slot in ready:
+            await self.score(ready_slot)
+        for slot in to_generate:
+            try:
+                async for made in self.generated(stage, [slot]):
+                    await self.score(made)
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+        return None
 
     def plan_global(self) -> tuple[_Slot[ImageT] | None, list[_Slot[ImageT]]]:
         raw: _Slot[ImageT] | None = None

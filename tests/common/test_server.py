@@ -14,10 +14,10 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2
 
-from servers.common.config import ServerConfig
 from servers.common.errors import InvalidArgument
 from servers.common.launcher import CHANNEL_OPTIONS, health_check, health_watch
 from servers.common.server import ModelServer, token_for
+from servers.common.settings import ServerSettings
 from stack.process import free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -47,7 +47,7 @@ class FakeModel:
 class InProcessServer:
     def __init__(self, **config: Any) -> None:
         self.model = FakeModel()
-        self.config = ServerConfig(port=0, metrics_port=free_port(), **config)
+        self.config = ServerSettings(port=0, metrics_port=free_port(), **config)
         self.server = ModelServer("fake", self.config)
         self.server.add_service("test.Fake", self._register)
         self.bound = threading.Event()

@@ -310,6 +310,43 @@ def test_scoring_overlaps_generation() -> None:
     assert g1.status is CandidateStatus.SCORED
 
 
+def test_the_sequential_baseline_asks_one_candidate_at_a_time_and_scores_it_first() -> None:
+    """The seed's schedule, kept for benchmarks: each candidate generated alone, then scored (scorers one
+    after the other), before the next is asked for; same candidates, same seeds, same winner."""
+    events: list[str] = []
+    base = table_scorer({})
+
+    def tracking(name: str) -> Scorer[FakeImage]:
+        async def score(candidate: Any) -> Any:
+            events.append(f"{name}-start:{candidate.candidate_id}")
+            await asyncio.sleep(0)
+            events.append(f"{name}-end:{candidate.candidate_id}")
+            return [s for s in await base.score(candidate) if s.signal in signals[name]]
+
+        return Scorer(name=name, signals=signals[name], score=score)
+
+    signals = {"a": (REALISM,), "b": (IDENTITY, CONSISTENCY)}
+
+    class Recording(FakeGenerator):
+        async def __call__(self, stage: Any) -> Any:
+            events.append("generate:" + ",".join(r.candidate_id for r in stage.requests))
+            async for image in super().__call__(stage):
+                yield image
+
+    generator = Recording()
+    config = SearchConfig(sequential=True)
+    result = search(generator=generator, scorers=[tracking("a"), tracking("b")], config=config)
+    overlapped = search(scorers=[tracking("a"), tracking("b")])
+
+    assert all(len(call.requests) == 1 for call in generator.calls) and len(generator.calls) == 19
+    # Each candidate: generated, then scorer a from start to end, then scorer b, then the next candidate.
+    g2 = events.index("generate:g2")
+    assert events[g2 + 1 : g2 + 5] == ["a-start:g2", "a-end:g2", "b-start:g2", "b-end:g2"]
+    assert events[g2 + 5] == "generate:g3"
+    assert result.best_id == overlapped.best_id
+    assert [c.seed for c in result.ledger.candidates] == [c.seed for c in overlapped.ledger.candidates]
+
+
 # The deadline.
 
 
