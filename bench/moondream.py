@@ -27,7 +27,7 @@ from inpaint.v1 import moondream_pb2, moondream_pb2_grpc
 
 from orchestrator import sample_photos
 from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, encode_png, identity_queries
-from servers.moondream.launcher import MoondreamProcessConfig, MoondreamServerProcess
+from stack.moondream import MoondreamProcessConfig, MoondreamServerProcess
 
 QUESTIONS = [f"Question {i}: how realistic is the skin texture of this face?" for i in range(64)]
 

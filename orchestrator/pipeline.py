@@ -67,7 +67,7 @@ class InpaintPipeline:
         self.triton = TritonModels(config.triton)
         self._analyzer: FaceAnalyzer | None = None  # made once Triton answers (it may start after us)
         self.qwen_edit = QwenEditClient(config.qwen_edit)
-        self.judge = MoondreamJudge(config.moondream.target, timeout_s=config.moondream.timeout_s)
+        self.judge = MoondreamJudge(config.moondream)
         self.gemini = GeminiRealismScorer(config.gemini, api_key=gemini_api_key)
         self.triton_standins = _triton_standins(config)
 

@@ -1,7 +1,9 @@
-"""The documentation that is generated from code is up to date."""
+"""The documentation: what is generated from code is up to date, and the repository's docs stand alone."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 from tools.config_reference import reference
@@ -18,3 +20,19 @@ def test_configuration_reference_is_current() -> None:
 def test_readme_shows_the_two_quick_start_commands() -> None:
     readme = (DOCS.parent / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+
+
+def test_no_file_points_to_documents_outside_the_repository() -> None:
+    """Design notes kept beside the repository are not shipped with it: nothing may cite them."""
+    root = DOCS.parent
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    pattern = re.compile(r"DESIGN(\.md| section)|\.\./shared/|STYLE\.md")
+    offending = [
+        f"{name}:{number}"
+        for name in tracked
+        if name.endswith((".py", ".md", ".yaml", ".toml", ".proto", ".mk", "Makefile", ".Dockerfile", ".pbtxt"))
+        and (root / name).is_file()
+        for number, line in enumerate((root / name).read_text(errors="replace").splitlines(), 1)
+        if pattern.search(line) and name != "tests/test_docs.py"
+    ]
+    assert offending == []

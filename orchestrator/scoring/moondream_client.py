@@ -10,20 +10,30 @@ The two scores are averaged. Consistency asks how well the face fits the scene: 
 colour, focus and grain. A judgement the server could not make (an unusable answer, or the server
 failing) comes back as the fallback 5.0 with `fallback=True` and the reason, for the ledger.
 
+Every call carries a request id, in the request's `request_id` field and as `x-request-id` metadata, so
+that the server's log lines about it can be found from the orchestrator's (the caller's id when given,
+a fresh one otherwise).
+
 The composites and questions are pure functions; only `MoondreamJudge` talks to the network.
 """
 
 from __future__ import annotations
 
+import string
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import grpc
 import numpy as np
 from inpaint.v1 import image_pb2, moondream_pb2, moondream_pb2_grpc
 from PIL import Image
 
+from orchestrator.channels import ServerAddress, open_channel
 from orchestrator.imaging.encode import png_message
+from orchestrator.search.deadline import Deadline, DeadlinePassedError
+from servers.common.interceptor import REQUEST_ID_KEY
 
 FALLBACK_SCORE = 5.0
 COMPOSITE_HEIGHT = 384
@@ -47,6 +57,21 @@ CONSISTENCY_QUESTION = (
     "lighting direction and softness, same colour temperature, same focus and sharpness, same noise and "
     "grain, no visible seam? Rate from 0 (clearly pasted in) to 10 (perfectly consistent)."
 )
+
+
+# The Moondream server refuses longer request ids (INVALID_ARGUMENT on `request_id`).
+MAX_REQUEST_ID_CHARS = 128
+# gRPC metadata values must be printable ASCII (and edge spaces may be trimmed in transit): anything
+# else, spaces and "%" itself are percent-escaped.
+_METADATA_SAFE = "".join(c for c in string.printable if c not in string.whitespace and c != "%")
+
+
+def wire_request_id(request_id: str) -> str:
+    """The id as it travels: `request_id` itself when it is printable ASCII, else percent-escaped; a fresh
+    random id when empty; cut to the server's 128 characters."""
+    if not request_id:
+        return uuid.uuid4().hex
+    return quote(request_id, safe=_METADATA_SAFE)[:MAX_REQUEST_ID_CHARS]
 
 
 def _to_pil(image: np.ndarray) -> Image.Image:
@@ -115,47 +140,56 @@ def combine(parts: Sequence[QuestionScore], *, standin: bool = False) -> Judgeme
 class MoondreamJudge:
     """Identity and consistency scores from a Moondream server. A failed call gives the flagged fallback."""
 
-    def __init__(self, target: str, *, timeout_s: float = 60.0, channel: grpc.Channel | None = None) -> None:
-        """
-        Args:
-            target: host:port of the Moondream server.
-            timeout_s: deadline of each call.
-            channel: an existing channel to use instead of opening one to `target`.
-        """
-        self._channel = channel or grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                # With a dns:/// target naming a headless Service, spread calls over every replica.
-                ("grpc.lb_policy_name", "round_robin"),
-            ],
-        )
+    def __init__(self, address: ServerAddress) -> None:
+        """One long-lived channel to the server (`address.timeout_s` caps each call; the deadline may cut it)."""
+        self._channel = open_channel(address)
         self._stub = moondream_pb2_grpc.MoondreamServiceStub(self._channel)
-        self._timeout_s = timeout_s
+        self._timeout_s = address.timeout_s
 
     def close(self) -> None:
         self._channel.close()
 
-    def query(self, image: np.ndarray, question: str, *, max_new_tokens: int = 0) -> str:
-        """The model's free-text answer (errors propagate: a query has no fallback)."""
-        request = moondream_pb2.QueryRequest(image=encode_png(image), question=question, max_new_tokens=max_new_tokens)
-        response: moondream_pb2.QueryResponse = self._stub.Query(request, timeout=self._timeout_s)
+    def query(self, image: np.ndarray, question: str, *, max_new_tokens: int = 0, request_id: str = "") -> str:
+        """The model's free-text answer (errors propagate: a query has no fallback).
+
+        Args:
+            request_id: the id the server logs this call under (see `wire_request_id`); a fresh one when empty.
+        """
+        request_id = wire_request_id(request_id)
+        request = moondream_pb2.QueryRequest(
+            image=encode_png(image), question=question, max_new_tokens=max_new_tokens, request_id=request_id
+        )
+        response: moondream_pb2.QueryResponse = self._stub.Query(
+            request, timeout=self._timeout_s, metadata=((REQUEST_ID_KEY, request_id),)
+        )
         return response.answer
 
     def score(
-        self, queries: Sequence[tuple[np.ndarray, str]], timeout_s: float | None = None
+        self, queries: Sequence[tuple[np.ndarray, str]], deadline: Deadline | None = None, *, request_id: str = ""
     ) -> tuple[list[QuestionScore], bool]:
         """Scores of (image, question) pairs in one call, and whether a stand-in model served them.
-        A failed call gives every question the flagged fallback with the status as the reason."""
+        A failed call gives every question the flagged fallback with the status as the reason.
+
+        Args:
+            deadline: the caller's; the call's timeout is the time left, at most the judge's own timeout.
+            request_id: the id the server logs this call under (see `wire_request_id`); a fresh one when empty.
+        """
+        request_id = wire_request_id(request_id)
         request = moondream_pb2.ScoreRequest(
             queries=[
                 moondream_pb2.ScoreQuery(image=encode_png(image), question=question) for image, question in queries
-            ]
+            ],
+            request_id=request_id,
         )
         try:
-            timeout = self._timeout_s if timeout_s is None else max(min(timeout_s, self._timeout_s), 0.001)
-            response: moondream_pb2.ScoreResponse = self._stub.Score(request, timeout=timeout)
+            timeout = (deadline or Deadline.never()).timeout(self._timeout_s)
+        except DeadlinePassedError as error:
+            reason = f"moondream call not made: {error}"
+            return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in queries], False
+        try:
+            response: moondream_pb2.ScoreResponse = self._stub.Score(
+                request, timeout=timeout, metadata=((REQUEST_ID_KEY, request_id),)
+            )
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else None
             details = error.details() if isinstance(error, grpc.Call) else str(error)
@@ -173,12 +207,12 @@ class MoondreamJudge:
         ]
         return parts, response.model.standin
 
-    def identity(self, result_face: np.ndarray, character_face: np.ndarray) -> Judgement:
+    def identity(self, result_face: np.ndarray, character_face: np.ndarray, *, request_id: str = "") -> Judgement:
         """Cross-validated identity: both composites, both phrasings, averaged."""
-        parts, standin = self.score(identity_queries(result_face, character_face))
+        parts, standin = self.score(identity_queries(result_face, character_face), request_id=request_id)
         return combine(parts, standin=standin)
 
-    def consistency(self, result_image: np.ndarray) -> Judgement:
+    def consistency(self, result_image: np.ndarray, *, request_id: str = "") -> Judgement:
         """How well the face fits the scene (lighting, colour, focus, grain)."""
-        parts, standin = self.score([(result_image, CONSISTENCY_QUESTION)])
+        parts, standin = self.score([(result_image, CONSISTENCY_QUESTION)], request_id=request_id)
         return combine(parts, standin=standin)

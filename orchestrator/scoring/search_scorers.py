@@ -83,10 +83,10 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
 def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndarray]:
     """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call."""
 
-    def judge_candidate(image: np.ndarray, deadline: Deadline) -> list[SignalScore]:
+    def judge_candidate(image: np.ndarray, deadline: Deadline, request_id: str) -> list[SignalScore]:
         result_face = np.ascontiguousarray(image[task.box.slices()])
         queries = [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
-        parts, standin = judge.score(queries, timeout_s=deadline.remaining() if deadline.bounded else None)
+        parts, standin = judge.score(queries, deadline, request_id=request_id)
         source = "moondream:stand-in" if standin else "moondream"
         out = []
         for signal, judgement in (
@@ -106,7 +106,7 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
         return out
 
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
-        return await asyncio.to_thread(judge_candidate, candidate.image, candidate.deadline)
+        return await asyncio.to_thread(judge_candidate, candidate.image, candidate.deadline, candidate.request_id)
 
     return Scorer(name="moondream", signals=(IDENTITY, CONSISTENCY), score=score)
 

@@ -40,3 +40,9 @@ class CancelToken:
             raise DeadlineExceeded("the deadline passed before the work finished")
         if self._cancelled.is_set():
             raise Cancelled(self._reason)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, woken early by a cancellation; then `check()` (simulated work uses it)."""
+        remaining = self.remaining_s()
+        self._cancelled.wait(seconds if remaining is None else max(min(seconds, remaining), 0.0))
+        self.check()

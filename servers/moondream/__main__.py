@@ -12,11 +12,10 @@ import sys
 
 from inpaint.v1 import moondream_pb2_grpc
 
-from servers.common.config import load_config
-from servers.common.errors import InvalidArgument
 from servers.common.logs import configure_logging
 from servers.common.server import ModelServer, run_server
-from servers.moondream.config import ADAPTERS, ENV_PREFIX, MoondreamServerConfig
+from servers.common.settings import ConfigError, load_settings
+from servers.moondream.config import MoondreamServerConfig
 from servers.moondream.model import VisionLanguageModel
 from servers.moondream.servicer import MoondreamServicer
 
@@ -46,9 +45,12 @@ def build_model(config: MoondreamServerConfig) -> VisionLanguageModel:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = load_config(MoondreamServerConfig, sys.argv[1:] if argv is None else argv, env_prefix=ENV_PREFIX)
-    if config.adapter not in ADAPTERS:
-        raise SystemExit(str(InvalidArgument("adapter", f"{config.adapter!r} is not one of {', '.join(ADAPTERS)}")))
+    try:
+        config = load_settings(MoondreamServerConfig, sys.argv[1:] if argv is None else argv)
+    except ConfigError as error:
+        # A bad setting stops the server here, before it reports SERVING.
+        print(f"configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     # Weights come from local directories; a hub download at run time would be a bug, so make it fail.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -14,7 +14,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from servers.moondream.moondream2 import PINNED_REVISION, REVISION_FILE, TOKENIZER_FILE
+from servers.moondream.config import PINNED_REVISION
+from servers.moondream.moondream2 import REVISION_FILE, TOKENIZER_FILE
 
 MODEL_REPO = "vikhyatk/moondream2"
 # The hub repository moondream2's code (2025 revisions) builds its tokenizer from.

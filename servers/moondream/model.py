@@ -111,7 +111,28 @@ class VisionLanguageModel(Protocol):
         `supports_answer_probabilities`."""
         ...
 
+    def image_problem(self, image: PreparedImage) -> str | None:
+        """Why the vision encoder cannot take `image` (a side under one patch, a shape the image processor
+        refuses), or None. Cheap: no model call; the servicer asks before queueing the work."""
+        ...
+
     def cache_stats(self) -> CacheStats: ...
+
+
+def smaller_than_a_patch(image: PreparedImage, patch_size: int) -> str | None:
+    """The problem with an image narrower or lower than one patch of the vision encoder, or None.
+
+    Such an image carries less than one patch of content: the encoders would upsample it (moondream2)
+    or misread it (transformers' image processors guess the channel axis from the shape), and nothing
+    in it can be judged.
+    """
+    width, height = image.image.size
+    if min(width, height) < patch_size:
+        return (
+            f"is {width}x{height} pixels; the vision encoder needs at least {patch_size} pixels on each side "
+            "(one patch)"
+        )
+    return None
 
 
 V = TypeVar("V")

@@ -16,9 +16,10 @@ Image encodings (`encode_image`: the vision encoder plus the prefill of the imag
 model's cache) are kept per image key, so several questions about one image encode it once.
 
 Scoring reads the first answer tokens' probabilities through the model's own prefill (its private
-`_prefill_prompt`, present in the 2025 revisions); where that is missing the server parses text.
-This adapter is exercised against the real weights only where they can be downloaded: on this
-project's machines the tests run the generic adapter on a tiny stand-in.
+`_prefill_prompt`, present in the 2025 revisions), after exactly the prompt `query` builds
+(`query_prompt_tokens`); where that is missing the server parses text. This adapter is exercised
+against the real weights only where they can be downloaded: on this project's machines the tests run
+it on a fake snapshot that mirrors the pinned revision's code (`tests/moondream/fake_moondream2.py`).
 """
 
 # torch, transformers and tokenizers live in .venv-moondream only; `make lint` runs in .venv.
@@ -39,6 +40,7 @@ from tokenizers import Tokenizer as RealTokenizer
 from transformers import AutoModelForCausalLM
 
 from servers.common.cancellation import CancelToken
+from servers.moondream.config import PINNED_REVISION
 from servers.moondream.errors import ModelLoadError
 from servers.moondream.model import (
     STANDIN_MARKER,
@@ -48,14 +50,17 @@ from servers.moondream.model import (
     EncodingCache,
     ModelInfo,
     PreparedImage,
+    smaller_than_a_patch,
 )
 from servers.moondream.scoring import exact_answer_probabilities
 
 ADAPTER_NAME = "moondream2"
-PINNED_REVISION = "2025-06-21"
 REVISION_FILE = "REVISION"
 TOKENIZER_FILE = "tokenizer.json"
 _TOKENIZER_NAME = "Tokenizer"
+# The vision encoder's patch side at the pinned revision (`VisionConfig.enc_patch_size`), where the
+# loaded code does not say.
+DEFAULT_PATCH_SIZE = 14
 
 
 class _LocalTokenizer:
@@ -109,6 +114,20 @@ def check_revision(model_dir: Path, pinned: str) -> str:
     if recorded != pinned:
         raise ModelLoadError(f"{model_dir}: fetched at revision {recorded!r}, but this server pins {pinned!r}")
     return recorded
+
+
+def query_prompt_tokens(inner: Any, question: str) -> list[int]:
+    """The tokens moondream2's `query(image, question)` prefills after the image, reasoning off, at the
+    pinned revision: the query prefix, the question, the query suffix, and then the query suffix a
+    second time (`prompt_tokens[0] += templates["query"]["suffix"]` in `moondream/torch/moondream.py`,
+    vikhyat/moondream 78e9101). The answer's first token is predicted after all of them, so a
+    distribution read one token earlier is not the one the model answers from.
+
+    `inner` is the loaded `HfMoondream.model` (its `tokenizer` and `config.tokenizer.templates`).
+    """
+    template = inner.config.tokenizer.templates["query"]
+    prompt = [*template["prefix"], *inner.tokenizer.encode(question).ids, *template["suffix"]]
+    return [*prompt, *template["suffix"]]
 
 
 class Moondream2Model:
@@ -173,6 +192,13 @@ class Moondream2Model:
     def cache_stats(self) -> CacheStats:
         return self._cache.stats()
 
+    def image_problem(self, image: PreparedImage) -> str | None:
+        """Only a side under one patch: moondream2's encoder resizes and tiles any other image into its crops
+        (`overlap_crop_image`)."""
+        vision = getattr(getattr(self._inner, "config", None), "vision", None)
+        patch_size = getattr(vision, "enc_patch_size", DEFAULT_PATCH_SIZE)
+        return smaller_than_a_patch(image, patch_size)
+
     def _encoded(self, image: PreparedImage) -> tuple[Any, bool]:
         cached = self._cache.get(image.key)
         if cached is not None:
@@ -202,8 +228,9 @@ class Moondream2Model:
             raise NotImplementedError("this moondream2 revision exposes no prefill logits")
         inner = self._inner
         tokenizer = inner.tokenizer
-        template = inner.config.tokenizer.templates["query"]
-        prompt = list(template["prefix"]) + tokenizer.encode(question).ids + list(template["suffix"])
+        prompt = query_prompt_tokens(inner, question)
+        # `_generate_answer` forbids this token after the answer's first one; the same holds here.
+        answer_id: int | None = getattr(inner.config.tokenizer, "answer_id", None)
         # The answer may start with or without a space; both spellings count for the same number.
         spellings = [tuple(tokenizer.encode(text).ids) for text in candidates]
         spaced = [tuple(tokenizer.encode(" " + text).ids) for text in candidates]
@@ -218,7 +245,9 @@ class Moondream2Model:
                 inner.load_encoded_image(encoded)
                 tokens = torch.tensor([prompt + list(prefix)], device=inner.device)
                 logits = inner._prefill_prompt(tokens, encoded.pos, 0.0, 1.0)[0]
-                row = logits.float().reshape(-1, logits.shape[-1])[-1]
+                row = logits.float().reshape(-1, logits.shape[-1])[-1].clone()
+                if prefix and answer_id is not None:
+                    row[answer_id] = float("-inf")
                 probabilities: Sequence[float] = torch.softmax(row, dim=-1).cpu().numpy()
                 return probabilities
 

@@ -1,8 +1,17 @@
 """The gRPC servicer: validate, decode, queue the model call, map the result onto the response.
 
 Transport only. Validation errors are `InvalidArgument` naming the field; the shared interceptor turns
-domain errors into status codes. Model calls run one at a time through the server's work queue with
-the caller's deadline (`token_for`), so a passed deadline stops generation between tokens.
+domain errors into status codes. Images the model's vision encoder cannot take are refused here, before
+any work is queued. Model calls run one at a time through the server's work queue with the caller's
+deadline (`token_for`), so a passed deadline stops generation between tokens.
+
+A request's `request_id` is the id of every log line about the call (the interceptor's closing `rpc`
+line included, and lines written from the worker thread); without one, the interceptor's id from the
+`x-request-id` metadata (or a fresh one) stays.
+
+Each query of a `Score` call is scored on its own, one model call after another (a batch of one), so its
+score does not depend on the other queries of the call, their order, or whether its image's encoding
+came from the cache.
 """
 
 from __future__ import annotations
@@ -15,10 +24,12 @@ import grpc.aio
 from inpaint.v1 import image_pb2, moondream_pb2, moondream_pb2_grpc
 from prometheus_client import Counter, Gauge
 
+from servers.common.cancellation import CancelToken
 from servers.common.errors import InvalidArgument
-from servers.common.logs import fields
+from servers.common.logs import REQUEST_ID, fields
 from servers.common.server import ModelServer, token_for
 from servers.moondream.config import MoondreamServerConfig
+from servers.moondream.errors import InvalidImageError
 from servers.moondream.model import ModelInfo, PreparedImage, VisionLanguageModel
 from servers.moondream.scorer import ScoredQuestion, score_question
 from servers.moondream.scoring import ScoreMethod
@@ -31,19 +42,41 @@ _METHOD_TO_PROTO = {
 _REQUESTABLE_METHODS = (moondream_pb2.SCORE_METHOD_UNSPECIFIED, moondream_pb2.SCORE_METHOD_PARSED_TEXT)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+MAX_REQUEST_ID_CHARS = 128
 
 
 def model_info_message(info: ModelInfo) -> moondream_pb2.ModelInfo:
     return moondream_pb2.ModelInfo(name=info.name, adapter=info.adapter, revision=info.revision, standin=info.standin)
 
 
-async def decode_image(image: image_pb2.Image, present: bool, field: str) -> PreparedImage:
+def bind_request_id(request_id: str) -> None:
+    """Make `request_id` the id of every log line about the current call (when it is set and valid)."""
+    if len(request_id) > MAX_REQUEST_ID_CHARS:
+        raise InvalidArgument("request_id", f"is {len(request_id)} characters; at most {MAX_REQUEST_ID_CHARS}")
+    if not request_id.isprintable():
+        raise InvalidArgument("request_id", "has characters that cannot be printed")
+    if request_id:
+        # The interceptor awaits this servicer in its own context and resets the id after its `rpc` line.
+        REQUEST_ID.set(request_id)
+
+
+def _decode_for(model: VisionLanguageModel, image: image_pb2.Image, field: str) -> PreparedImage:
+    prepared = PreparedImage.from_bytes(image.data, image.mime_type, field=field)
+    problem = model.image_problem(prepared)
+    if problem is not None:
+        raise InvalidImageError(field, problem)
+    return prepared
+
+
+async def decode_image(model: VisionLanguageModel, image: image_pb2.Image, present: bool, field: str) -> PreparedImage:
+    """The decoded image, or InvalidArgument naming `field` when it is missing, undecodable, or one the
+    model's vision encoder cannot take."""
     if not present:
         raise InvalidArgument(field, "is required")
     if not image.data:
         raise InvalidArgument(f"{field}.data", "is empty: expected encoded PNG, JPEG or WebP bytes")
     # Decoding a large PNG takes a while: off the event loop, outside the device queue.
-    return await asyncio.to_thread(PreparedImage.from_bytes, image.data, image.mime_type, field=field)
+    return await asyncio.to_thread(_decode_for, model, image, field)
 
 
 class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
@@ -68,10 +101,17 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
     def load(self) -> None:
         """Runs in a thread while health says NOT_SERVING."""
         model = self._load_model()
+        if self._config.simulate_answer_s > 0 and not model.info.standin:
+            raise ValueError("simulate_answer_s: only for stand-ins (it would slow a real model down)")
         self._encodings.set_function(lambda: model.cache_stats().encodings)
         self._cache_hits.set_function(lambda: model.cache_stats().hits)
         self._model = model
         self._server.log.info("model loaded", extra=fields(**vars(model.info)))
+
+    def _simulate(self, token: CancelToken) -> None:
+        """Fleet simulation: an answer also takes the time a real model on a GPU would (sleep, not CPU)."""
+        if self._config.simulate_answer_s > 0:
+            token.wait(self._config.simulate_answer_s)
 
     def _ready_model(self) -> VisionLanguageModel:
         self._server.require_ready()
@@ -86,22 +126,28 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
         return question
 
     async def Query(self, request: moondream_pb2.QueryRequest, context: Context) -> moondream_pb2.QueryResponse:
+        bind_request_id(request.request_id)
         model = self._ready_model()
         question = self._check_question(request.question, "question")
         limit = self._config.max_new_tokens_limit
         if request.max_new_tokens > limit:
             raise InvalidArgument("max_new_tokens", f"is {request.max_new_tokens}; at most {limit}")
         max_new_tokens = request.max_new_tokens or self._config.default_max_new_tokens
-        image = await decode_image(request.image, request.HasField("image"), "image")
+        image = await decode_image(model, request.image, request.HasField("image"), "image")
         token = token_for(context)
-        answer = await self._server.work.run(
-            lambda: model.answer(image, question, max_new_tokens=max_new_tokens, token=token), token
-        )
+
+        def answer_one() -> Any:
+            answered = model.answer(image, question, max_new_tokens=max_new_tokens, token=token)
+            self._simulate(token)
+            return answered
+
+        answer = await self._server.work.run(answer_one, token)
         return moondream_pb2.QueryResponse(
             answer=answer.text, model=model_info_message(model.info), image_encoded=answer.image_encoded
         )
 
     async def Score(self, request: moondream_pb2.ScoreRequest, context: Context) -> moondream_pb2.ScoreResponse:
+        bind_request_id(request.request_id)
         model = self._ready_model()
         config = self._config
         if not request.queries:
@@ -119,7 +165,7 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
                     f"{moondream_pb2.ScoreMethod.Name(query.method)} cannot be requested "
                     "(SCORE_METHOD_UNSPECIFIED or SCORE_METHOD_PARSED_TEXT)",
                 )
-            image = await decode_image(query.image, query.HasField("image"), f"queries[{i}].image")
+            image = await decode_image(model, query.image, query.HasField("image"), f"queries[{i}].image")
             jobs.append((image, question, query.method == moondream_pb2.SCORE_METHOD_UNSPECIFIED))
         token = token_for(context)
 
@@ -139,6 +185,7 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
                         token=token,
                     )
                 )
+                self._simulate(token)
             return results
 
         scored = await self._server.work.run(score_all, token)

@@ -32,11 +32,15 @@ from servers.moondream.model import (
     EncodingCache,
     ModelInfo,
     PreparedImage,
+    smaller_than_a_patch,
 )
 from servers.moondream.processing import load_processor
 from servers.moondream.scoring import exact_answer_probabilities
 
 ADAPTER_NAME = "transformers-vlm"
+# Prepared images are always RGB, height x width x 3. Left to guess, transformers' image processors take
+# an image 1 or 3 pixels high for channels-first and read its pixels in the wrong order.
+_IMAGE_FORMAT = {"input_data_format": "channels_last"}
 
 
 class _StopOnToken(StoppingCriteria):  # type: ignore[misc]
@@ -130,10 +134,24 @@ class TransformersVisionLanguageModel:
     def cache_stats(self) -> CacheStats:
         return self._cache.stats()
 
+    def image_problem(self, image: PreparedImage) -> str | None:
+        """A side under one patch, or whatever the model's own image processor refuses (Qwen2-VL's: an
+        aspect ratio over 200); the processor runs here exactly as `_inputs` runs it."""
+        patch_size = getattr(self._processor.image_processor, "patch_size", None)
+        if isinstance(patch_size, int):
+            problem = smaller_than_a_patch(image, patch_size)
+            if problem is not None:
+                return problem
+        try:
+            self._processor.image_processor(images=[image.image], return_tensors="pt", **_IMAGE_FORMAT)
+        except ValueError as error:
+            return f"cannot be encoded: {error}"
+        return None
+
     def _inputs(self, image: PreparedImage, question: str) -> dict[str, torch.Tensor]:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         prompt = self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = self._processor(images=[image.image], text=[prompt], return_tensors="pt")
+        inputs = self._processor(images=[image.image], text=[prompt], return_tensors="pt", **_IMAGE_FORMAT)
         return {name: value.to(self._device) for name, value in inputs.items()}
 
     def _run(self, image: PreparedImage, call: Callable[[], Any]) -> tuple[Any, bool]:

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     answer = args.name.encode()
 
     async def who(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        return answer
+        return bytes(answer)
 
     def register(grpc_server: grpc.aio.Server) -> None:
         handler = grpc.method_handlers_generic_handler(

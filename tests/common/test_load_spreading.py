@@ -85,7 +85,7 @@ def wait_serving(host: str, port: int) -> None:
 async def who_answers(target: str, resolver: SwitchableResolver, calls: int, switch_after: int) -> list[str]:
     """Calls Who through the orchestrator's channel; after `switch_after` calls DNS starts returning both."""
     channel = open_aio_channel(ServerAddress(target=target), [("grpc.dns_min_time_between_resolutions_ms", 200)])
-    who = channel.unary_unary("/test.Replica/Who")
+    who: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Replica/Who")
     answers = []
     try:
         for i in range(calls):

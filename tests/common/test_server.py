@@ -15,10 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from servers.common.errors import InvalidArgument
-from servers.common.launcher import CHANNEL_OPTIONS, health_check, health_watch
 from servers.common.server import ModelServer, token_for
 from servers.common.settings import ServerSettings
-from stack.process import free_port
+from stack.process import CHANNEL_OPTIONS, free_port, health_check, health_watch
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

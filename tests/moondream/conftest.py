@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +21,8 @@ from inpaint.v1 import image_pb2, moondream_pb2_grpc
 from PIL import Image
 
 from orchestrator import sample_photos
-from servers.common.launcher import REPO_ROOT
-from servers.moondream.launcher import DEFAULT_PYTHON, MoondreamProcessConfig, MoondreamServerProcess
+from stack.moondream import DEFAULT_PYTHON, MoondreamProcessConfig, MoondreamServerProcess
+from stack.process import REPO_ROOT
 
 STANDIN_DIR = REPO_ROOT / "models" / "standins" / "moondream"
 FINGERPRINT_FILE = "GENERATOR_SHA256"
@@ -74,6 +77,27 @@ def moondream_server(
 def moondream_stub(moondream_server: MoondreamServerProcess) -> moondream_pb2_grpc.MoondreamServiceStub:
     # The server's own channel, closed by its stop().
     return moondream_pb2_grpc.MoondreamServiceStub(moondream_server.channel())
+
+
+def log_lines_during(
+    server: MoondreamServerProcess, call: Callable[[], object], timeout_s: float = 10.0
+) -> list[dict[str, Any]]:
+    """The server's JSON log lines about `call`: those written from its start until its closing `rpc`
+    line (which a refused call may write just after the caller already has its status)."""
+    path = server.moondream_config.log_file
+    assert path is not None
+    start = path.stat().st_size
+    call()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with path.open("rb") as log:
+            log.seek(start)
+            text = log.read().decode()
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        if any(line["event"] == "rpc" for line in lines):
+            return lines
+        assert time.monotonic() < deadline, "the server never logged the end of the call"
+        time.sleep(0.01)
 
 
 def png(image: np.ndarray) -> image_pb2.Image:

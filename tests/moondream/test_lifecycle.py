@@ -13,8 +13,8 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from inpaint.v1 import moondream_pb2, moondream_pb2_grpc
 
-from servers.common.launcher import NOT_SERVING, SERVING
-from servers.moondream.launcher import MoondreamServerProcess
+from stack.moondream import MoondreamServerProcess
+from stack.process import NOT_SERVING, SERVING
 from tests.moondream.conftest import png, start_server
 
 

@@ -54,6 +54,9 @@ class FakeModel:
         self.calls.append(f"probabilities:{question}")
         return AnswerProbabilities(probabilities=self.probabilities, image_encoded=True)
 
+    def image_problem(self, image: PreparedImage) -> str | None:
+        return None
+
     def cache_stats(self) -> CacheStats:
         return CacheStats(0, 0, 0)
 

@@ -13,9 +13,9 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from inpaint.v1 import image_pb2, moondream_pb2
 
-from servers.moondream.launcher import MoondreamServerProcess
 from servers.moondream.scoring import FALLBACK_SCORE, parse_score_text
-from tests.moondream.conftest import png
+from stack.moondream import MoondreamServerProcess
+from tests.moondream.conftest import log_lines_during, png
 
 Stub = Any  # moondream_pb2_grpc.MoondreamServiceStub (generated without types)
 # Tokens: the stand-in never emits its end token, so these take ~0.6 s and ~0.15 s on an idle 2-core machine.
@@ -214,3 +214,101 @@ def test_images_beyond_grpcs_default_4_mib_are_accepted(moondream_stub: Stub) ->
         moondream_pb2.QueryRequest(image=image, question="Who?", max_new_tokens=2), timeout=60
     )
     assert response.image_encoded
+
+
+def test_every_log_line_about_a_call_carries_its_request_id(
+    moondream_server: MoondreamServerProcess, moondream_stub: Stub, face_photo: np.ndarray
+) -> None:
+    """The request's own `request_id` names the call in the logs, the worker thread's lines included (the
+    stand-in's text answers fall back, which the server logs from there)."""
+    image = png(face_photo)
+    score = moondream_pb2.ScoreRequest(
+        queries=[
+            moondream_pb2.ScoreQuery(image=image, question="Rate it.", method=moondream_pb2.SCORE_METHOD_PARSED_TEXT)
+        ],
+        request_id="score-call-7",
+    )
+    lines = log_lines_during(moondream_server, lambda: moondream_stub.Score(score, timeout=30))
+    assert {line["event"] for line in lines} >= {"rpc", "scores fell back"}
+    assert {line["request_id"] for line in lines} == {"score-call-7"}
+
+    query = moondream_pb2.QueryRequest(image=image, question="Who?", max_new_tokens=2, request_id="query-call-8")
+    lines = log_lines_during(moondream_server, lambda: moondream_stub.Query(query, timeout=30))
+    assert [(line["event"], line["request_id"]) for line in lines] == [("rpc", "query-call-8")]
+
+    refused = moondream_pb2.ScoreRequest(request_id="refused-call-9")
+    lines = log_lines_during(moondream_server, lambda: rpc_error(lambda: moondream_stub.Score(refused, timeout=10)))
+    assert [(line["event"], line["code"], line["request_id"]) for line in lines] == [
+        ("rpc", "INVALID_ARGUMENT", "refused-call-9")
+    ]
+
+
+def test_a_bad_request_id_is_invalid_argument(moondream_stub: Stub, face_photo: np.ndarray) -> None:
+    for request_id, problem in [
+        ("r" * 129, "is 129 characters"),
+        ("line\nbreak", "has characters that cannot be printed"),
+    ]:
+        request = moondream_pb2.QueryRequest(image=png(face_photo), question="Who?", request_id=request_id)
+        error = rpc_error(lambda request=request: moondream_stub.Query(request, timeout=10))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (error.details() or "").startswith(f"request_id: {problem}")
+
+
+def solid_png(width: int, height: int) -> image_pb2.Image:
+    return png(np.full((height, width, 3), 128, dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "problem"),
+    [
+        (1, 1, "is 1x1 pixels; the vision encoder needs at least 14 pixels on each side"),
+        (3, 3, "is 3x3 pixels"),
+        (64, 13, "is 64x13 pixels"),
+        (3000, 14, "cannot be encoded: absolute aspect ratio must be smaller than 200"),
+    ],
+)
+def test_an_image_the_vision_encoder_cannot_take_is_invalid_argument_naming_the_field(
+    moondream_stub: Stub, face_photo: np.ndarray, width: int, height: int, problem: str
+) -> None:
+    query = moondream_pb2.QueryRequest(image=solid_png(width, height), question="Who?", max_new_tokens=2)
+    error = rpc_error(lambda: moondream_stub.Query(query, timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith(f"image: {problem}")
+
+    good = moondream_pb2.ScoreQuery(image=png(face_photo), question="Real?")
+    bad = moondream_pb2.ScoreQuery(image=solid_png(width, height), question="Real?")
+    error = rpc_error(lambda: moondream_stub.Score(moondream_pb2.ScoreRequest(queries=[good, bad]), timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith(f"queries[1].image: {problem}")
+
+
+def test_the_smallest_image_the_encoder_takes_is_answered(moondream_stub: Stub) -> None:
+    response = moondream_stub.Query(
+        moondream_pb2.QueryRequest(image=solid_png(14, 14), question="Who?", max_new_tokens=2), timeout=30
+    )
+    assert response.model.standin
+
+
+def test_a_score_does_not_depend_on_the_rest_of_the_call_or_the_cache(
+    moondream_stub: Stub, fresh_photo: np.ndarray
+) -> None:
+    """Exactly the same score alone, inside a batch, first or last, with its image encoded in this call or
+    taken from the cache."""
+    wanted = moondream_pb2.ScoreQuery(image=png(fresh_photo), question="How realistic is this face?")
+    others = [
+        moondream_pb2.ScoreQuery(image=png(255 - fresh_photo), question="Same person? " * 10),
+        moondream_pb2.ScoreQuery(image=png(np.ascontiguousarray(fresh_photo[::2, ::-1])), question="Lighting?"),
+        moondream_pb2.ScoreQuery(image=png(fresh_photo), question="A different question about the same image?"),
+    ]
+
+    def score(queries: list[Any], index: int) -> float:
+        results = moondream_stub.Score(moondream_pb2.ScoreRequest(queries=queries), timeout=60).results
+        assert results[index].method == moondream_pb2.SCORE_METHOD_DIGIT_LOGITS
+        return float(results[index].score)
+
+    encoded_in_a_batch = score([others[0], wanted, others[1]], 1)
+    alone = score([wanted], 0)
+    assert encoded_in_a_batch == alone
+    assert score([*others, wanted], 3) == alone
+    assert score([wanted, *others], 0) == alone
+    assert score([others[2], wanted, wanted], 2) == alone

@@ -1,4 +1,4 @@
-"""Start a Moondream server process: the Moondream flags and environment over `servers.common.launcher`.
+"""Start a Moondream server process: the Moondream flags and environment over `stack.process`.
 
 Used by the tests and the benchmark, which run in the main environment while the server runs in its
 own (`.venv-moondream`). Imports no model library.
@@ -13,8 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servers.common.launcher import REPO_ROOT, ModelServerProcess, ServerProcessConfig, ServerStartError
-from servers.triton.launcher import free_port
+from stack.process import REPO_ROOT, ModelServerProcess, ServerProcessConfig, ServerStartError, free_port
 
 DEFAULT_PYTHON = Path(os.environ.get("INPAINT_MOONDREAM_PYTHON", REPO_ROOT / ".venv-moondream" / "bin" / "python"))
 
