@@ -13,7 +13,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 SETUP_TARGETS := $(VENV)/.installed $(TRITON_VENV)/.installed
 -include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help setup standins models proto lint test demo face-demo up down status e2e bench lock clean
+.PHONY: help setup standins models proto lint test demo face-demo up down status e2e bench bench-fleet lock clean
 
 help:
 	@echo "make demo      bring the stack up, run one task on a bundled photo pair, write out/demo/, bring it down"
@@ -26,6 +26,7 @@ help:
 	@echo "make face-demo the face stage alone (Triton only) on the bundled photo pair"
 	@echo "make lint      ruff and mypy"
 	@echo "make bench     every benchmark: bench/results/latest.json and bench/results/SUMMARY.md"
+	@echo "make bench-fleet  a simulated GPU fleet: 1, 2, 4 Qwen-Edit replicas under 1, 4, 16 tasks"
 
 setup: $(SETUP_TARGETS)
 
@@ -89,8 +90,12 @@ bench: setup triton_models/provenance.json
 	$(PY) -m bench.face_stage --out bench/results/face_stage.json
 	$(PY) -m bench.gemini_scoring
 	$(PY) -m bench.orchestrator --out bench/results/orchestrator.json
-	$(MAKE) --no-print-directory bench-qwen-edit bench-moondream
+	$(PY) -m bench.prepare_memory --out bench/results/prepare_memory.json
+	$(MAKE) --no-print-directory bench-qwen-edit bench-moondream bench-fleet
 	$(PY) -m bench.summary --results bench/results
+
+bench-fleet: setup triton_models/provenance.json
+	$(PY) -m bench.fleet --out bench/results/fleet.json $(FLEET_ARGS)
 
 # Re-resolve and pin every environment (run after changing a dependency in pyproject.toml).
 lock:

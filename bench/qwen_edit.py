@@ -1,6 +1,14 @@
-"""Benchmark the Qwen-Image-Edit server: 7 seeds as one batched request against 7 one-seed requests.
+"""Benchmark the Qwen-Image-Edit server: 7 seeds as one batched request against 7 one-seed requests, and
+the cost of the edit resolution (tokens and seconds per denoising step) before and after the condition
+image followed the output size.
 
     python -m bench.qwen_edit --out bench/results/qwen_edit.json [--steps 12] [--seeds 7] [--repeats 3]
+        [--resolution-sizes 512,768,1024] [--resolution-steps 2] [--skip-batching]
+
+Resolution: "before" is what the search used to ask for, a crop of each size edited at a 512 square with the
+condition image at about 1024x1024 (`--condition-pixels 1048576`); "after" edits the crop at its own size
+with the condition image at that size (the server's default). Tokens per step are the transformer's
+sequence: output latent patches plus condition latent patches (one pass; true CFG runs two).
 
 Starts the real server process (from .venv-qwen) on 127.0.0.1 on the real checkpoint when
 models/real/qwen_image_edit exists, on the tiny stand-in otherwise, and records which. Reports the
@@ -25,7 +33,7 @@ from inpaint.v1 import image_pb2, qwen_edit_pb2, qwen_edit_pb2_grpc
 from PIL import Image
 
 from orchestrator import sample_photos
-from servers.common.launcher import REPO_ROOT, ModelServerProcess, ServerProcessConfig
+from stack.process import REPO_ROOT, ModelServerProcess, ServerProcessConfig
 
 QWEN_PYTHON = Path(os.environ.get("INPAINT_QWEN_PYTHON", REPO_ROOT / ".venv-qwen" / "bin" / "python"))
 REAL_DIR = REPO_ROOT / "models" / "real" / "qwen_image_edit"
@@ -62,8 +70,68 @@ def _model_dir(requested: Path | None) -> Path:
     return STANDIN_DIR
 
 
+def _tokens(width: int, height: int, multiple: int) -> int:
+    return (width // multiple) * (height // multiple)
+
+
+def _resolution(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
+    """seconds and tokens per denoising step, before and after, per crop size (one seed per request)."""
+    rows: dict[str, Any] = {}
+    for label, extra in (("before", ["--condition-pixels", str(1024 * 1024)]), ("after", [])):
+        # A stand-in call at 1024 on a CPU outlasts the default connection age and its grace.
+        server_args = ["--model-dir", str(model_dir), "--max-connection-age-grace-s", "3600", *extra]
+        if args.torch_threads:
+            server_args += ["--torch-threads", str(args.torch_threads)]
+        if args.device:
+            server_args += ["--device", args.device]
+        config = ServerProcessConfig("servers.qwen_edit", python=QWEN_PYTHON, args=server_args, log_file=args.log)
+        with ModelServerProcess(config) as process:
+            stub = qwen_edit_pb2_grpc.QwenEditServiceStub(process.channel())
+            for size in args.resolution_sizes:
+                output = 512 if label == "before" else size
+                response = stub.Edit(
+                    qwen_edit_pb2.EditRequest(
+                        image=_face_crop(size),
+                        prompt="Refine the swapped face: match the scene's lighting, photorealistic.",
+                        negative_prompt=NEGATIVE_PROMPT,
+                        num_inference_steps=args.resolution_steps,
+                        true_cfg_scale=args.true_cfg_scale,
+                        seeds=[1000],
+                        width=output,
+                        height=output,
+                    ),
+                    timeout=args.timeout,
+                )
+                multiple = 8 if response.stand_in else 16  # the VAE's scale factor * 2
+                condition = (response.condition_width, response.condition_height)
+                rows.setdefault(str(size), {})[label] = {
+                    "output_size": [output, output],
+                    "condition_size": list(condition),
+                    "tokens_per_step": _tokens(output, output, multiple) + _tokens(*condition, multiple),
+                    "seconds_per_step": response.seconds_per_step,
+                    "transformer_passes_per_step": 2 if args.true_cfg_scale > 1 else 1,
+                }
+    return {
+        "crop_sizes": rows,
+        "steps": args.resolution_steps,
+        "true_cfg_scale": args.true_cfg_scale,
+        # The first step is timed from the pipeline call's start, so it also holds the VAE encoding of the
+        # condition image; with few steps that weighs in.
+        "note": "seconds_per_step includes the condition image's VAE encoding in the first step",
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model_dir = _model_dir(args.model_dir)
+    resolution = _resolution(args, model_dir) if args.resolution_sizes else None
+    if args.skip_batching:
+        return {
+            "benchmark": "qwen_edit",
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": args.device or "auto"},
+            "model": {"dir": str(model_dir), "stand_in": (model_dir / "STANDIN.json").exists()},
+            "resolution": resolution,
+        }
     server_args = [
         "--model-dir",
         str(model_dir),
@@ -157,6 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "one_seed_min": min(single_step),
         },
         "denoising_steps_per_image": batched.denoising_steps,
+        "resolution": resolution,
         "server_memory_mib": {
             "rss_after_load": memory_after_load.get("VmRSS", 0) / 1024,
             "peak_rss": memory_peak.get("VmHWM", 0) / 1024,
@@ -179,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--resolution-sizes",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[512, 768, 1024],
+        help="crop sides for the before/after resolution figures (empty: skip them)",
+    )
+    parser.add_argument("--resolution-steps", type=int, default=2)
+    parser.add_argument("--skip-batching", action="store_true", help="only the resolution figures")
     parser.add_argument("--log", type=Path, default=Path("bench/results/qwen_edit_server.log"))
     args = parser.parse_args(argv)
     result = run(args)

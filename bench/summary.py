@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-PARTS = ("face_stage", "qwen_edit", "moondream", "gemini_scoring", "orchestrator")
+PARTS = ("face_stage", "qwen_edit", "moondream", "gemini_scoring", "orchestrator", "prepare_memory", "fleet")
 # The figures the summary shows (dotted paths into each part's JSON); latest.json keeps everything.
 KEY_FIGURES = {
     "face_stage": (
@@ -45,6 +45,16 @@ KEY_FIGURES = {
         "median_s.scoring",
         "median_s.overhead",
         "median_s.overhead_share",
+    ),
+    "prepare_memory": ("peak_rss_mib", "largest_file_mib", "peak_over_largest_file", "bound"),
+    "fleet": (
+        "goals.tasks_at_load",
+        "goals.N=1.throughput_over_one_replica",
+        "goals.N=2.throughput_over_one_replica",
+        "goals.N=4.throughput_over_one_replica",
+        "goals.N=2.shares_within_20pct",
+        "goals.N=4.shares_within_20pct",
+        "simulation.image_step_s",
     ),
 }
 

@@ -76,6 +76,9 @@ class OrchestratorConfig(ServerSettings):
     # Tasks searched at once per replica; the model servers queue their own work.
     max_concurrent: Annotated[int, Field(ge=1)] = 2
     max_queue: Annotated[int, Field(ge=0)] = 16
+    # A task's stream lasts as long as its search (up to default_deadline_s): a connection past its age keeps
+    # its calls this long before they are cut.
+    max_connection_age_grace_s: Annotated[float, Field(ge=0)] = 1900.0
     # The model servers and Gemini.
     triton: Triton = Triton()
     qwen_edit: QwenEdit = QwenEdit()

@@ -29,7 +29,6 @@ from stack.process import SERVING, health_check, live_group_members
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
-STANDIN_CONDITION_PIXELS = 128 * 128
 STANDIN_EDIT_SIZE = 128
 
 
@@ -139,7 +138,6 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
     qwen_dir, qwen_standin = qwen_model_dir(config)
     # A random-weight stand-in's output is noise at any size: on stand-ins, condition and edit small
     # images so that a full search takes a minute on a CPU instead of an hour.
-    qwen_small = [f"--condition-pixels={STANDIN_CONDITION_PIXELS}"] if qwen_standin else []
     orchestrator_small = (
         [f"--refinement.min-edit-size={STANDIN_EDIT_SIZE}", f"--refinement.max-edit-size={STANDIN_EDIT_SIZE}"]
         if qwen_standin
@@ -166,8 +164,7 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
             [
                 _python(".venv-qwen"), "-m", "servers.qwen_edit", f"--model-dir={qwen_dir}",
                 f"--port={p.qwen_edit}", f"--metrics-port={p.qwen_edit_metrics}", f"--device={config.device}",
-                *qwen_small,
-            ],
+                            ],
             f"grpc:127.0.0.1:{p.qwen_edit}",
         ),
         ServiceSpec(

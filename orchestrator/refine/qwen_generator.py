@@ -185,6 +185,11 @@ class QwenEditGenerator:
                         "steps": response.denoising_steps,
                         "true_cfg_scale": edit.true_cfg_scale,
                         "edit_size": self.task.size,
+                        "condition_size": f"{response.condition_width}x{response.condition_height}",
+                        # A few-step LoRA changes what the steps mean: the ledger says which one served.
+                        "lora": f"{response.lora.name} (scale {response.lora.scale:g})"
+                        if response.HasField("lora") and response.lora.name
+                        else "none",
                         "noise_cosine_to_parent": round(edited.noise_cosine_to_parent, 4),
                     },
                 )

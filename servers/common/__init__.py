@@ -1,10 +1,12 @@
 """Model-agnostic gRPC server scaffolding shared by the model servers (qwen_edit, moondream, ...).
 
 What it gives a server:
-  - `config.ServerConfig` + `config.load_config`: a typed config (defaults < file < env < flags);
+  - `settings.ServerSettings` + `settings.load_settings`: typed, validated settings on pydantic-settings
+    (defaults < file < env < flags), a bad value refused at start-up naming the setting;
   - `server.ModelServer`: a grpc.aio server with 64 MiB message limits, the standard health service
-    (NOT_SERVING until the model is loaded, SERVING after, NOT_SERVING while draining), reflection,
-    Prometheus metrics on their own port, and a graceful SIGTERM drain;
+    (NOT_SERVING until the model is loaded, SERVING after, NOT_SERVING while draining or while a
+    dependency is away), reflection, Prometheus metrics on their own port, a graceful SIGTERM drain, and
+    a connection age so that clients re-resolve DNS and reach replicas added later;
   - `work_queue.WorkQueue` (as `ModelServer.work`): one generation at a time per device, a bounded
     queue, RESOURCE_EXHAUSTED beyond it;
   - `cancellation.CancelToken` (from `server.token_for(context)`): the caller's deadline and
@@ -13,15 +15,16 @@ What it gives a server:
     status codes in one place (`interceptor.ServiceInterceptor`, which also logs one JSON line per call
     with its request id and records request metrics);
   - `logs`: JSON-line logging with the request id;
-  - `images`: encoded images in and out (PNG/JPEG/WebP), errors naming the request field;
-  - `launcher`: start a server process, wait on its health check, read its metrics, SIGTERM it (tests, benches).
+  - `images`: encoded images in and out (PNG/JPEG/WebP), errors naming the request field.
+
+Starting server processes for tests, benchmarks and local stacks is `stack.process`'s job, one layer up.
 
 Draining: SIGTERM (or `request_stop()`) turns health NOT_SERVING, refuses new model calls with UNAVAILABLE,
 waits up to `drain_grace_s` for the calls in flight, then ends what is left (health watches) and returns.
 
 How a server uses it (see `servers/qwen_edit/__main__.py`):
 
-    config = load_config(MyConfig, sys.argv[1:], env_prefix="MY_")
+    config = load_settings(MySettings, sys.argv[1:])   # MySettings(ServerSettings), env_prefix="MY_"
     configure_logging(config.log_level)
     server = ModelServer("my_model", config)
     servicer = MyServicer(server)           # calls server.require_ready(), raises domain errors,

@@ -11,9 +11,9 @@ import sys
 
 from inpaint.v1 import qwen_edit_pb2_grpc
 
-from servers.common.config import ConfigError
 from servers.common.logs import configure_logging, fields
 from servers.common.server import ModelServer, run_server
+from servers.common.settings import ConfigError
 from servers.qwen_edit import config as qwen_config
 from servers.qwen_edit.adapter import QwenEditModel
 from servers.qwen_edit.servicer import SERVICE_NAME, QwenEditServicer
@@ -23,12 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     # Never reach a model hub, whatever the caller's environment says.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    config = qwen_config.load(sys.argv[1:] if argv is None else argv)
-    if config.max_concurrent != 1:
-        # One pipeline on one device: its modules, scheduler state and embedding cache are not thread-safe.
-        raise ConfigError(
-            f"max_concurrent: must be 1 (one generation at a time per device), got {config.max_concurrent}"
-        )
+    try:
+        config = qwen_config.load(sys.argv[1:] if argv is None else argv)
+    except ConfigError as error:
+        # A bad setting stops the server here, before it reports SERVING.
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     configure_logging(config.log_level)
     server = ModelServer("qwen_edit", config)
     model = QwenEditModel(
@@ -38,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         condition_pixels=config.condition_pixels,
         embedding_cache_size=config.embedding_cache_size,
         torch_threads=config.torch_threads,
+        pipeline=config.pipeline,
+        min_output_side=config.min_output_side,
+        max_output_side=config.max_output_side,
+        batch_invariant=config.batch_invariant,
+        lora_dir=config.lora_dir,
+        lora_weight_name=config.lora_weight_name,
+        lora_scale=config.lora_scale,
+        simulate_step_s=config.simulate_step_s,
     )
     servicer = QwenEditServicer(server, model, config)
     server.add_service(SERVICE_NAME, lambda s: qwen_edit_pb2_grpc.add_QwenEditServiceServicer_to_server(servicer, s))
@@ -46,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         model.load()
         server.log.info(
             "model loaded",
-            extra=fields(model_dir=str(config.model_dir), device=model.device, stand_in=model.stand_in),
+            extra=fields(
+                model_dir=str(config.model_dir),
+                device=model.device,
+                stand_in=model.stand_in,
+                pipeline=model.kind,
+                lora=str(model.lora.path) if model.lora else None,
+            ),
         )
 
     run_server(server, load)

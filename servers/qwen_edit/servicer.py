@@ -15,7 +15,15 @@ from servers.common.errors import InvalidArgument
 from servers.common.images import decode_image, encode_image
 from servers.common.server import ModelServer, token_for
 from servers.qwen_edit.config import QwenEditConfig
-from servers.qwen_edit.jobs import DEFAULT_STEPS, DEFAULT_TRUE_CFG_SCALE, EditJob, EditResult, NoiseNeighbourhood
+from servers.qwen_edit.jobs import (
+    DEFAULT_STEPS,
+    DEFAULT_TRUE_CFG_SCALE,
+    EditJob,
+    EditResult,
+    LoraUsed,
+    NoiseNeighbourhood,
+    SizeRule,
+)
 
 SERVICE_NAME: str = qwen_edit_pb2.DESCRIPTOR.services_by_name["QwenEditService"].full_name
 MAX_TRUE_CFG_SCALE = 20.0
@@ -33,6 +41,10 @@ class EditModel(Protocol):
     name: str
     stand_in: bool
     max_batch: int
+    lora: LoraUsed | None
+
+    @property
+    def size_rule(self) -> SizeRule: ...
 
     def edit(self, job: EditJob, token: CancelToken | None = None) -> EditResult: ...
 
@@ -47,8 +59,11 @@ def _check_range(
         raise InvalidArgument(field, f"must be in {interval}, got {value:g}")
 
 
-def job_from_request(request: qwen_edit_pb2.EditRequest, config: QwenEditConfig) -> EditJob:
-    """Validate every field and decode the images; InvalidArgument names the first bad field."""
+def job_from_request(
+    request: qwen_edit_pb2.EditRequest, config: QwenEditConfig, size_rule: SizeRule | None = None
+) -> EditJob:
+    """Validate every field and decode the images; InvalidArgument names the first bad field. With the
+    model's `size_rule`, a width or height it cannot generate is refused here, before any queueing."""
     if not request.HasField("image"):
         raise InvalidArgument("image", "is required")
     image = decode_image(request.image.data, request.image.mime_type, "image", config.max_input_pixels)
@@ -71,6 +86,8 @@ def job_from_request(request: qwen_edit_pb2.EditRequest, config: QwenEditConfig)
         value = getattr(request, name)
         if value > config.max_output_side:
             raise InvalidArgument(name, f"must be at most {config.max_output_side}, got {value}")
+        if value and size_rule is not None:
+            size_rule.check(name, value)
     if not request.seeds:
         raise InvalidArgument("seeds", "at least one seed is required (one output per seed)")
     if len(request.seeds) > config.max_seeds:
@@ -123,6 +140,13 @@ def response_from_result(result: EditResult, model: EditModel, image_format: str
         total_seconds=result.total_seconds,
         denoising_steps=result.denoising_steps,
         seconds_per_step=result.seconds_per_step,
+        lora=(
+            qwen_edit_pb2.LoraInfo(name=model.lora.name, path=str(model.lora.path), scale=model.lora.scale)
+            if model.lora is not None
+            else None
+        ),
+        condition_width=result.condition_size[0],
+        condition_height=result.condition_size[1],
     )
 
 
@@ -137,7 +161,7 @@ class QwenEditServicer(qwen_edit_pb2_grpc.QwenEditServiceServicer):
     ) -> qwen_edit_pb2.EditResponse:
         self.server.require_ready()
         token = token_for(context)
-        job = await asyncio.to_thread(job_from_request, request, self.config)
+        job = await asyncio.to_thread(job_from_request, request, self.config, self.model.size_rule)
         image_format = FORMAT_NAMES[request.output_format]
 
         def work() -> qwen_edit_pb2.EditResponse:

@@ -1,13 +1,15 @@
 """Build a tiny random-weight Qwen-Image-Edit pipeline offline and save it like the real checkpoint.
 
-    python -m servers.qwen_edit.standin --out models/standins/qwen_edit
+    python -m servers.qwen_edit.standin --out models/standins/qwen_edit [--pipeline edit|edit-plus]
 
 The folder has the real checkpoint's layout (model_index.json, transformer/, vae/, text_encoder/,
 tokenizer/, processor/, scheduler/), written with `save_pretrained`, so the server loads it through its
 real loading path. Sizes follow diffusers' own tests (tests/pipelines/qwenimage/); the tokenizer is a
 byte-level Qwen2Tokenizer (the 256 byte symbols, no merges, Qwen's special tokens) built here, because
-nothing can be downloaded. Outputs of a stand-in are noise; `STANDIN.json` marks the folder as one and
-the server reports it in every response.
+nothing can be downloaded. `--pipeline edit-plus` saves the same tiny modules as a
+`QwenImageEditPlusPipeline` (Qwen-Image-Edit-2509/-2511 share Qwen-Image-Edit's module classes and differ in
+weights and in the pipeline's prompt and image handling). Outputs of a stand-in are noise; `STANDIN.json`
+marks the folder as one and the server reports it in every response.
 """
 
 from __future__ import annotations
@@ -66,15 +68,22 @@ def build_tokenizer() -> Any:
     return tokenizer
 
 
-def build_pipeline(seed: int = 0) -> Any:
-    """The tiny QwenImageEditPipeline, random weights drawn from `seed`."""
+PIPELINES = ("edit", "edit-plus")
+
+
+def build_pipeline(seed: int = 0, pipeline: str = "edit") -> Any:
+    """The tiny QwenImageEditPipeline (or QwenImageEditPlusPipeline), random weights drawn from `seed`."""
     import torch
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
         QwenImageEditPipeline,
+        QwenImageEditPlusPipeline,
         QwenImageTransformer2DModel,
     )
+
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline: must be one of {PIPELINES}, got {pipeline!r}")
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -149,7 +158,8 @@ def build_pipeline(seed: int = 0) -> Any:
     processor = ImageOnlyQwen2VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
-    return QwenImageEditPipeline(
+    pipeline_class = QwenImageEditPlusPipeline if pipeline == "edit-plus" else QwenImageEditPipeline
+    return pipeline_class(
         scheduler=scheduler,
         vae=vae,
         text_encoder=text_encoder,
@@ -159,10 +169,10 @@ def build_pipeline(seed: int = 0) -> Any:
     )
 
 
-def generate(out: Path, seed: int = 0) -> Path:
+def generate(out: Path, seed: int = 0, pipeline_kind: str = "edit") -> Path:
     """Write the stand-in to `out` (replacing one made before) and return `out`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    pipeline = build_pipeline(seed)
+    pipeline = build_pipeline(seed, pipeline_kind)
     out.mkdir(parents=True, exist_ok=True)
     pipeline.save_pretrained(out, safe_serialization=True)
     # Record the processor as the real checkpoint does; the server loads it with the image-only subclass.
@@ -178,6 +188,7 @@ def generate(out: Path, seed: int = 0) -> Path:
         "stand_in": True,
         "generator": "servers.qwen_edit.standin",
         "seed": seed,
+        "pipeline": pipeline_kind,
         "note": "random weights: outputs are noise",
     }
     (out / STANDIN_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
@@ -188,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("models/standins/qwen_edit"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pipeline", choices=PIPELINES, default="edit")
     args = parser.parse_args(argv)
-    print(generate(args.out, args.seed))
+    print(generate(args.out, args.seed, args.pipeline))
     return 0
 
 

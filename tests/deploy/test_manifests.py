@@ -31,12 +31,9 @@ from prometheus_client import CollectorRegistry
 
 from orchestrator.config import OrchestratorConfig
 from orchestrator.service import TaskMetrics
-from servers.common.config import load_config
 from servers.common.metrics import ServerMetrics
 from servers.common.settings import load_settings
-from servers.moondream.config import ENV_PREFIX as MOONDREAM_ENV_PREFIX
 from servers.moondream.config import MoondreamServerConfig
-from servers.qwen_edit.config import ENV_PREFIX as QWEN_EDIT_ENV_PREFIX
 from servers.qwen_edit.config import QwenEditConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,12 +95,15 @@ class Component:
     metrics_namespace: str | None = None
 
 
-ORCHESTRATOR_ENV_PREFIX = str(OrchestratorConfig.model_config["env_prefix"])
+def env_prefix(settings: Any) -> str:
+    return str(settings.model_config["env_prefix"])
+
+
 COMPONENTS = (
     Component("triton", gpu=True, grpc_port=8001, metrics_port=8002, config=None, env_prefix=""),
-    Component("qwen-edit", True, 50051, 9461, QwenEditConfig, QWEN_EDIT_ENV_PREFIX, "qwen_edit"),
-    Component("moondream", True, 50052, 9462, MoondreamServerConfig, MOONDREAM_ENV_PREFIX, "moondream"),
-    Component("orchestrator", False, 50050, 9460, OrchestratorConfig, ORCHESTRATOR_ENV_PREFIX, "orchestrator"),
+    Component("qwen-edit", True, 50051, 9461, QwenEditConfig, env_prefix(QwenEditConfig), "qwen_edit"),
+    Component("moondream", True, 50052, 9462, MoondreamServerConfig, env_prefix(MoondreamServerConfig), "moondream"),
+    Component("orchestrator", False, 50050, 9460, OrchestratorConfig, env_prefix(OrchestratorConfig), "orchestrator"),
 )
 MODEL_SERVERS = tuple(c for c in COMPONENTS if c.name != "orchestrator")
 # The product defaults of the search (docs/architecture.md), as the orchestrator reads them.
@@ -633,9 +633,7 @@ def container_environment(docs: list[Doc], container: Doc) -> dict[str, str]:
 def effective_config(component: Component, env: dict[str, str]) -> Any:
     """The component's configuration as its own loader builds it from this environment."""
     assert component.config is not None
-    if hasattr(component.config, "model_config"):
-        return load_settings(component.config, [], env)
-    return load_config(component.config, [], env, component.env_prefix)
+    return load_settings(component.config, [], env)
 
 
 ORCHESTRATOR = next(c for c in COMPONENTS if c.name == "orchestrator")

@@ -2,8 +2,9 @@
 gitignored models/standins/qwen_edit) and real server processes on 127.0.0.1.
 
 The server runs in `.venv-qwen` (built by `make setup`); the tests talk to it over gRPC from the main
-environment, as the orchestrator does. The condition image is kept at 64x64 so that a tiny-model call
-takes milliseconds on a CPU.
+environment, as the orchestrator does. The condition image follows the output size (the server's default),
+and the test images are small, so that a tiny-model call takes milliseconds on a CPU. The stand-in's size
+multiple is 8 (its VAE downsamples 4x; the real model's multiple is 16).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ import pytest
 from inpaint.v1 import image_pb2, qwen_edit_pb2, qwen_edit_pb2_grpc
 from PIL import Image
 
-from servers.common.launcher import REPO_ROOT, ModelServerProcess, ServerProcessConfig
+from stack.process import REPO_ROOT, ModelServerProcess, ServerProcessConfig
 
 QWEN_PYTHON = Path(os.environ.get("INPAINT_QWEN_PYTHON", REPO_ROOT / ".venv-qwen" / "bin" / "python"))
 STANDIN_DIR = REPO_ROOT / "models" / "standins" / "qwen_edit"
+STANDIN_PLUS_DIR = REPO_ROOT / "models" / "standins" / "qwen_edit_plus"
 GENERATOR_DIGEST_FILE = "GENERATOR_SHA256"
-# The condition image the stand-in server works at: 64x64 for square inputs.
-CONDITION_PIXELS = 64 * 64
+STANDIN_SIZE_MULTIPLE = 8
 # Room for the long calls that the deadline, queue and drain tests need (the real default is 50).
 MAX_STEPS = 4000
 MAX_SEEDS = 12
@@ -43,30 +44,39 @@ def _generator_digest() -> str:
     return digest.hexdigest()
 
 
-@pytest.fixture(scope="session")
-def qwen_standin() -> Path:
-    """The tiny random-weight pipeline, regenerated only when its generator changed."""
+def _standin(out: Path, pipeline: str) -> Path:
+    """The tiny random-weight pipeline in `out`, regenerated only when its generator changed."""
     digest = _generator_digest()
-    marker = STANDIN_DIR / GENERATOR_DIGEST_FILE
-    if not (marker.is_file() and marker.read_text() == digest and (STANDIN_DIR / "model_index.json").is_file()):
+    marker = out / GENERATOR_DIGEST_FILE
+    if not (marker.is_file() and marker.read_text() == digest and (out / "model_index.json").is_file()):
         if not QWEN_PYTHON.exists():
             pytest.fail(f"{QWEN_PYTHON} not found: run `make setup` to build .venv-qwen")
         subprocess.run(
-            [str(QWEN_PYTHON), "-m", "servers.qwen_edit.standin", "--out", str(STANDIN_DIR)],
+            [str(QWEN_PYTHON), "-m", "servers.qwen_edit.standin", "--out", str(out), "--pipeline", pipeline],
             cwd=REPO_ROOT,
             check=True,
             capture_output=True,
         )
         marker.write_text(digest)
-    return STANDIN_DIR
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen_standin() -> Path:
+    """The tiny QwenImageEditPipeline (Qwen-Image-Edit's layout)."""
+    return _standin(STANDIN_DIR, "edit")
+
+
+@pytest.fixture(scope="session")
+def qwen_standin_plus() -> Path:
+    """The tiny QwenImageEditPlusPipeline (Qwen-Image-Edit-2509/-2511's layout)."""
+    return _standin(STANDIN_PLUS_DIR, "edit-plus")
 
 
 def server_process(model_dir: Path, log_file: Path, *extra_args: str) -> ModelServerProcess:
     args = [
         "--model-dir",
         str(model_dir),
-        "--condition-pixels",
-        str(CONDITION_PIXELS),
         "--max-steps",
         str(MAX_STEPS),
         "--max-seeds",
@@ -89,6 +99,15 @@ def server_process(model_dir: Path, log_file: Path, *extra_args: str) -> ModelSe
 def qwen_server(qwen_standin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
     """One server for the session, with a queue of one so that RESOURCE_EXHAUSTED is reachable."""
     process = server_process(qwen_standin, tmp_path_factory.mktemp("qwen_edit") / "server.log", "--max-queue", "1")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def qwen_plus_server(qwen_standin_plus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
+    """A server on the edit-plus stand-in (the pipeline detected from model_index.json)."""
+    process = server_process(qwen_standin_plus, tmp_path_factory.mktemp("qwen_edit_plus") / "server.log")
     process.start()
     yield process
     process.stop()

@@ -9,7 +9,7 @@ import pytest
 from inpaint.v1 import image_pb2, qwen_edit_pb2, qwen_edit_pb2_grpc
 from PIL import Image
 
-from servers.common.launcher import ModelServerProcess
+from stack.process import ModelServerProcess
 from tests.qwen_edit.conftest import MAX_BATCH, decode, edit_request, encode, photo
 
 
@@ -41,11 +41,20 @@ def test_response_says_it_came_from_a_stand_in(stub: qwen_edit_pb2_grpc.QwenEdit
     assert response.model == "qwen_edit"
 
 
-def test_default_output_size_is_the_condition_working_size(stub: qwen_edit_pb2_grpc.QwenEditServiceStub) -> None:
-    # 128x64 input at 64*64 condition pixels: sqrt(4096*2)=90.5 -> 96 wide, 45 -> 32 high (multiples of 32).
+def test_default_output_size_is_the_image_own_size(stub: qwen_edit_pb2_grpc.QwenEditServiceStub) -> None:
     response = stub.Edit(edit_request(image=encode(photo(64, 128))), timeout=60)
 
-    assert decode(response.images[0].image).shape == (32, 96, 3)
+    assert decode(response.images[0].image).shape == (64, 128, 3)
+    assert (response.condition_width, response.condition_height) == (128, 64)
+
+
+def test_an_unsized_request_snaps_the_image_size_to_the_nearest_allowed(
+    stub: qwen_edit_pb2_grpc.QwenEditServiceStub,
+) -> None:
+    # 61 and 83 are not multiples of the stand-in's 8: the nearest allowed are 64 and 80.
+    response = stub.Edit(edit_request(image=encode(photo(61, 83))), timeout=60)
+
+    assert decode(response.images[0].image).shape == (64, 80, 3)
 
 
 def test_same_request_gives_identical_images(stub: qwen_edit_pb2_grpc.QwenEditServiceStub) -> None:
@@ -149,7 +158,7 @@ def test_output_format(stub: qwen_edit_pb2_grpc.QwenEditServiceStub, output_form
 
 def test_a_4k_png_fits_the_message_limits(stub: qwen_edit_pb2_grpc.QwenEditServiceStub) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (2160, 3840, 3), dtype=np.uint8)
-    request = edit_request(image=encode(noise), num_inference_steps=1)
+    request = edit_request(image=encode(noise), num_inference_steps=1, width=64, height=64)
     assert request.ByteSize() > 20 * 1024 * 1024  # well past gRPC's default 4 MiB
 
     response = stub.Edit(request, timeout=120)

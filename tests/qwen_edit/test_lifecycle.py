@@ -9,7 +9,7 @@ import grpc
 import pytest
 from inpaint.v1 import qwen_edit_pb2_grpc
 
-from servers.common.launcher import NOT_SERVING, SERVING, ServerStartError
+from stack.process import NOT_SERVING, SERVING, ServerStartError
 from tests.qwen_edit.conftest import edit_request, log_events, metric, rpc_error, server_process
 from tests.qwen_edit.test_limits import wait_until
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import grpc
 from inpaint.v1 import qwen_edit_pb2_grpc
 
-from servers.common.launcher import ModelServerProcess
+from stack.process import ModelServerProcess
 from tests.qwen_edit.conftest import edit_request, metric, rpc_error
 
 LONG_STEPS = 3000  # tens of seconds on the stand-in: far longer than any deadline below

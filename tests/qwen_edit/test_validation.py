@@ -46,6 +46,8 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("width", {"width": 100_000}),
     ("height", {"height": 100_000}),
     ("width", {"width": 4}),
+    ("width", {"width": 50}),
+    ("height", {"height": 27}),
     ("seeds", {"seeds": []}),
     ("seeds", {"seeds": list(range(MAX_SEEDS + 1))}),
     ("strength", {"strength": 0.0}),
@@ -77,6 +79,20 @@ def test_invalid_field_is_named_in_invalid_argument(
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith(f"{field}:"), error.details()
+
+
+@pytest.mark.parametrize(("field", "value", "nearest"), [("width", 900, 904), ("height", 61, 64), ("width", 3, 16)])
+def test_a_size_that_is_not_allowed_is_refused_naming_the_nearest_allowed(
+    stub: qwen_edit_pb2_grpc.QwenEditServiceStub, field: str, value: int, nearest: int
+) -> None:
+    request = edit_request()
+    setattr(request, field, value)
+
+    error = rpc_error(lambda: stub.Edit(request, timeout=30))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith(f"{field}:")
+    assert f"nearest allowed: {nearest}" in (error.details() or "")
 
 
 def test_valid_edges_are_accepted(stub: qwen_edit_pb2_grpc.QwenEditServiceStub) -> None:

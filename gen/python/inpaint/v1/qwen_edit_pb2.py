@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from inpaint.v1 import image_pb2 as inpaint_dot_v1_dot_image__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ainpaint/v1/qwen_edit.proto\x12\ninpaint.v1\x1a\x16inpaint/v1/image.proto\"@\n\x12NoiseNeighbourhood\x12\x13\n\x0bparent_seed\x18\x01 \x01(\x04\x12\x15\n\rparent_weight\x18\x02 \x01(\x02\"\xff\x02\n\x0b\x45\x64itRequest\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x1f\n\x04mask\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x04 \x01(\t\x12\x1b\n\x13num_inference_steps\x18\x05 \x01(\r\x12\x1b\n\x0etrue_cfg_scale\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05width\x18\x07 \x01(\r\x12\x0e\n\x06height\x18\x08 \x01(\r\x12\r\n\x05seeds\x18\t \x03(\x04\x12\x15\n\x08strength\x18\n \x01(\x02H\x01\x88\x01\x01\x12\x35\n\rneighbourhood\x18\x0b \x01(\x0b\x32\x1e.inpaint.v1.NoiseNeighbourhood\x12.\n\routput_format\x18\x0c \x01(\x0e\x32\x17.inpaint.v1.ImageFormatB\x11\n\x0f_true_cfg_scaleB\x0b\n\t_strength\"\x88\x01\n\x0b\x45\x64itedImage\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x15\n\rbatch_seconds\x18\x03 \x01(\x01\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x1e\n\x16noise_cosine_to_parent\x18\x05 \x01(\x01\"\xd5\x01\n\x0c\x45\x64itResponse\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.inpaint.v1.EditedImage\x12\x10\n\x08stand_in\x18\x02 \x01(\x08\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08pipeline\x18\x04 \x01(\t\x12\x1f\n\x17prompt_encoding_seconds\x18\x05 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x06 \x01(\x01\x12\x17\n\x0f\x64\x65noising_steps\x18\x07 \x01(\r\x12\x18\n\x10seconds_per_step\x18\x08 \x01(\x01*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x32L\n\x0fQwenEditService\x12\x39\n\x04\x45\x64it\x12\x17.inpaint.v1.EditRequest\x1a\x18.inpaint.v1.EditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ainpaint/v1/qwen_edit.proto\x12\ninpaint.v1\x1a\x16inpaint/v1/image.proto\"@\n\x12NoiseNeighbourhood\x12\x13\n\x0bparent_seed\x18\x01 \x01(\x04\x12\x15\n\rparent_weight\x18\x02 \x01(\x02\"\xff\x02\n\x0b\x45\x64itRequest\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x1f\n\x04mask\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x04 \x01(\t\x12\x1b\n\x13num_inference_steps\x18\x05 \x01(\r\x12\x1b\n\x0etrue_cfg_scale\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05width\x18\x07 \x01(\r\x12\x0e\n\x06height\x18\x08 \x01(\r\x12\r\n\x05seeds\x18\t \x03(\x04\x12\x15\n\x08strength\x18\n \x01(\x02H\x01\x88\x01\x01\x12\x35\n\rneighbourhood\x18\x0b \x01(\x0b\x32\x1e.inpaint.v1.NoiseNeighbourhood\x12.\n\routput_format\x18\x0c \x01(\x0e\x32\x17.inpaint.v1.ImageFormatB\x11\n\x0f_true_cfg_scaleB\x0b\n\t_strength\"\x88\x01\n\x0b\x45\x64itedImage\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x15\n\rbatch_seconds\x18\x03 \x01(\x01\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x1e\n\x16noise_cosine_to_parent\x18\x05 \x01(\x01\"\xac\x02\n\x0c\x45\x64itResponse\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.inpaint.v1.EditedImage\x12\x10\n\x08stand_in\x18\x02 \x01(\x08\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08pipeline\x18\x04 \x01(\t\x12\x1f\n\x17prompt_encoding_seconds\x18\x05 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x06 \x01(\x01\x12\x17\n\x0f\x64\x65noising_steps\x18\x07 \x01(\r\x12\x18\n\x10seconds_per_step\x18\x08 \x01(\x01\x12\"\n\x04lora\x18\t \x01(\x0b\x32\x14.inpaint.v1.LoraInfo\x12\x17\n\x0f\x63ondition_width\x18\n \x01(\r\x12\x18\n\x10\x63ondition_height\x18\x0b \x01(\r\"5\n\x08LoraInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05scale\x18\x03 \x01(\x02*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03\x32L\n\x0fQwenEditService\x12\x39\n\x04\x45\x64it\x12\x17.inpaint.v1.EditRequest\x1a\x18.inpaint.v1.EditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'inpaint.v1.qwen_edit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEFORMAT']._serialized_start=873
-  _globals['_IMAGEFORMAT']._serialized_end=984
+  _globals['_IMAGEFORMAT']._serialized_start=1015
+  _globals['_IMAGEFORMAT']._serialized_end=1126
   _globals['_NOISENEIGHBOURHOOD']._serialized_start=66
   _globals['_NOISENEIGHBOURHOOD']._serialized_end=130
   _globals['_EDITREQUEST']._serialized_start=133
@@ -41,7 +41,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EDITEDIMAGE']._serialized_start=519
   _globals['_EDITEDIMAGE']._serialized_end=655
   _globals['_EDITRESPONSE']._serialized_start=658
-  _globals['_EDITRESPONSE']._serialized_end=871
-  _globals['_QWENEDITSERVICE']._serialized_start=986
-  _globals['_QWENEDITSERVICE']._serialized_end=1062
+  _globals['_EDITRESPONSE']._serialized_end=958
+  _globals['_LORAINFO']._serialized_start=960
+  _globals['_LORAINFO']._serialized_end=1013
+  _globals['_QWENEDITSERVICE']._serialized_start=1128
+  _globals['_QWENEDITSERVICE']._serialized_end=1204
 # @@protoc_insertion_point(module_scope)

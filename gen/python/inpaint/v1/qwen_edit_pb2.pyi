@@ -70,7 +70,7 @@ class EditedImage(_message.Message):
     def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., seed: _Optional[int] = ..., batch_seconds: _Optional[float] = ..., batch_size: _Optional[int] = ..., noise_cosine_to_parent: _Optional[float] = ...) -> None: ...
 
 class EditResponse(_message.Message):
-    __slots__ = ("images", "stand_in", "model", "pipeline", "prompt_encoding_seconds", "total_seconds", "denoising_steps", "seconds_per_step")
+    __slots__ = ("images", "stand_in", "model", "pipeline", "prompt_encoding_seconds", "total_seconds", "denoising_steps", "seconds_per_step", "lora", "condition_width", "condition_height")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     STAND_IN_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,9 @@ class EditResponse(_message.Message):
     TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DENOISING_STEPS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_PER_STEP_FIELD_NUMBER: _ClassVar[int]
+    LORA_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[EditedImage]
     stand_in: bool
     model: str
@@ -87,4 +90,17 @@ class EditResponse(_message.Message):
     total_seconds: float
     denoising_steps: int
     seconds_per_step: float
-    def __init__(self, images: _Optional[_Iterable[_Union[EditedImage, _Mapping]]] = ..., stand_in: _Optional[bool] = ..., model: _Optional[str] = ..., pipeline: _Optional[str] = ..., prompt_encoding_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., denoising_steps: _Optional[int] = ..., seconds_per_step: _Optional[float] = ...) -> None: ...
+    lora: LoraInfo
+    condition_width: int
+    condition_height: int
+    def __init__(self, images: _Optional[_Iterable[_Union[EditedImage, _Mapping]]] = ..., stand_in: _Optional[bool] = ..., model: _Optional[str] = ..., pipeline: _Optional[str] = ..., prompt_encoding_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., denoising_steps: _Optional[int] = ..., seconds_per_step: _Optional[float] = ..., lora: _Optional[_Union[LoraInfo, _Mapping]] = ..., condition_width: _Optional[int] = ..., condition_height: _Optional[int] = ...) -> None: ...
+
+class LoraInfo(_message.Message):
+    __slots__ = ("name", "path", "scale")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    scale: float
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., scale: _Optional[float] = ...) -> None: ...

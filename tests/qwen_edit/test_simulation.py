@@ -1,0 +1,49 @@
+"""Fleet simulation: with `simulate_step_s` each denoising step of the stand-in also sleeps, scaled by pixels."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from inpaint.v1 import qwen_edit_pb2_grpc
+
+from stack.process import ModelServerProcess
+from tests.qwen_edit.conftest import edit_request, encode, photo, server_process
+
+STEP_S_AT_64 = 0.2
+# simulate_step_s is per image at 1024x1024; a 64x64 image has 1/256 of its pixels.
+STEP_S_AT_1024 = STEP_S_AT_64 * 1024 * 1024 / (64 * 64)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.fixture(scope="module")
+def simulating(qwen_standin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
+    log = tmp_path_factory.mktemp("qwen_simulate") / "server.log"
+    process = server_process(qwen_standin, log, "--simulate-step-s", str(STEP_S_AT_1024)).start()
+    yield process
+    process.stop()
+
+
+def test_each_step_takes_the_simulated_time_without_using_the_cpu(simulating: ModelServerProcess) -> None:
+    stub = qwen_edit_pb2_grpc.QwenEditServiceStub(simulating.channel())
+    request = edit_request(image=encode(photo(64, 64)), num_inference_steps=4, true_cfg_scale=1.0)
+    stub.Edit(request, timeout=60)  # the prompt encoding is cached from here on
+    assert simulating.process is not None
+    cpu_before = cpu_seconds(simulating.process.pid)
+    started = time.monotonic()
+
+    response = stub.Edit(request, timeout=60)
+
+    wall = time.monotonic() - started
+    cpu = cpu_seconds(simulating.process.pid) - cpu_before
+    assert response.denoising_steps == 4
+    assert wall >= 4 * STEP_S_AT_64
+    assert response.seconds_per_step >= STEP_S_AT_64
+    assert cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s"
