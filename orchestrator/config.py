@@ -32,6 +32,7 @@ from orchestrator.faces.stage import FaceStageConfig
 from orchestrator.faces.triton_client import TritonConfig
 from orchestrator.imaging.blend import BlendConfig
 from orchestrator.imaging.masks import MaskRefinementConfig
+from orchestrator.operations.config import OperationsConfig
 from orchestrator.refine.qwen_client import QwenEditClientConfig
 from orchestrator.refine.qwen_generator import RefinementConfig
 from orchestrator.scoring.gemini import GeminiConfig
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     Detection = DetectionConfig
     Mask = MaskRefinementConfig
     Blend = BlendConfig
+    Operations = OperationsConfig
 else:
     Triton = section(TritonConfig)
     QwenEdit = section(QwenEditClientConfig)
@@ -64,6 +66,7 @@ else:
     Detection = section(DetectionConfig)
     Mask = section(MaskRefinementConfig)
     Blend = section(BlendConfig)
+    Operations = section(OperationsConfig)
 
 
 class OrchestratorConfig(ServerSettings):
@@ -97,11 +100,12 @@ class OrchestratorConfig(ServerSettings):
     # Requests.
     max_image_pixels: Annotated[int, Field(ge=1)] = DEFAULT_MAX_PIXELS
     task_store: Path = Path("tasks")
-    result_cache_size: Annotated[int, Field(ge=0)] = 32  # finished results kept for request_id replays
     worker_threads: Annotated[int, Field(ge=1)] = 32  # threads for blocking work (Triton, Moondream, images)
     default_deadline_s: Annotated[float, Field(gt=0)] = 1800.0  # when the caller sets none
     # The search answers this long before the caller's deadline (at most), to blend, encode and reply.
     deadline_margin_s: Annotated[float, Field(ge=0)] = 30.0
+    # Tasks as durable operations: the database, the blob store, the queue, replicas, retention.
+    operations: Operations = Operations()
 
     def face_stage(self) -> FaceStageConfig:
         return FaceStageConfig(detection=self.detection, mask=self.mask, blend=self.blend)

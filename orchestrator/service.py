@@ -1,7 +1,11 @@
 """The public gRPC service: `python -m orchestrator.service [--port 50050] [--triton-url ...] ...`.
 
-A thin shell around `InpaintPipeline` on the shared server scaffolding (health SERVING once Triton's
-face models answer, reflection, metrics, bounded concurrency, graceful SIGTERM drain). Settings:
+Two services on the shared server scaffolding (health SERVING once Triton's face models answer,
+reflection, metrics, graceful SIGTERM drain): `inpaint.v1.OperationsService` (tasks as long-running
+operations, `orchestrator/operations/`) and `inpaint.v1.InpaintService`, whose `Inpaint` and
+`StreamInpaint` are conveniences built on submit + watch. Tasks run as durable workflows on a queue shared
+by every replica of one database (`--operations.database-url`), at most `--operations.worker-concurrency`
+at once per replica. Settings:
 see `orchestrator/config.py` (flags, INPAINT_* environment, or a TOML/JSON file). The Gemini key
 comes from GEMINI_API_KEY or `--gemini-key-file`, never from a flag here (flags show in `ps`).
 """
@@ -9,111 +13,39 @@ comes from GEMINI_API_KEY or `--gemini-key-file`, never from a flag here (flags 
 from __future__ import annotations
 
 import asyncio
-import collections
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import grpc.aio
-from inpaint.v1 import inpaint_pb2, inpaint_pb2_grpc
+from inpaint.v1 import image_pb2, inpaint_pb2, inpaint_pb2_grpc, operations_pb2_grpc
 from prometheus_client import CollectorRegistry, Counter
 
-from orchestrator import api
 from orchestrator.config import OrchestratorConfig
-from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
+from orchestrator.errors import ModelUnavailableError
+from orchestrator.operations.engine import OperationsEngine
+from orchestrator.operations.runner import PipelineRunner, queued_event
+from orchestrator.operations.servicer import SERVICE_NAME as OPERATIONS_SERVICE_NAME
+from orchestrator.operations.servicer import OperationsServicer
+from orchestrator.operations.status import abort_with_details, error_from_code, to_service_error
 from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
-from orchestrator.requests import fingerprint, parse_request, parse_settings
-from orchestrator.search import ProgressEvent, SearchConfigError
+from orchestrator.requests import parse_request
 from orchestrator.search.signals import REALISM
 from orchestrator.tasks import TaskStore
-from servers.common import errors as service_errors
-from servers.common.interceptor import status_for
 from servers.common.logs import configure_logging, fields
 from servers.common.server import ModelServer
 from servers.common.settings import ConfigError, load_settings
 
 SERVICE_NAME = "inpaint.v1.InpaintService"
-T = TypeVar("T")
+# Domain errors map to status codes in one place, `orchestrator/operations/status.py`.
+__all__ = ["InpaintServicer", "TaskMetrics", "main", "to_service_error"]
 
 
-def to_service_error(error: Exception) -> service_errors.ServiceError:
-    """Domain errors to the scaffolding's typed errors (which the interceptor maps to status codes)."""
-    if isinstance(error, service_errors.ServiceError):
-        return error
-    if isinstance(error, InvalidInputError):
-        return service_errors.InvalidArgument(error.field, error.problem)
-    if isinstance(error, SearchConfigError):
-        return service_errors.InvalidArgument(f"settings.{error.field}", error.problem)
-    if isinstance(error, NoFaceError):
-        return service_errors.FailedPrecondition(str(error))
-    if isinstance(error, ModelUnavailableError):
-        return service_errors.Unavailable(str(error))
-    if isinstance(error, DeadlineExceededError):
-        return service_errors.DeadlineExceeded(str(error))
-    return service_errors.Internal(f"{type(error).__name__}: {error}")
-
-
-class ResultCache:
-    """Idempotency by request_id: finished responses (LRU) and in-flight runs, with their fingerprints."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._done: collections.OrderedDict[str, tuple[str, inpaint_pb2.InpaintResponse]] = collections.OrderedDict()
-        self._running: dict[str, tuple[str, asyncio.Future[inpaint_pb2.InpaintResponse]]] = {}
-
-    def _check(self, stored: str, fingerprint: str) -> None:
-        if stored != fingerprint:
-            raise InvalidInputError("request_id", "was already used for a different request")
-
-    async def run(
-        self, request_id: str, fingerprint: str, work: Callable[[], Awaitable[inpaint_pb2.InpaintResponse]]
-    ) -> inpaint_pb2.InpaintResponse:
-        if request_id in self._done:
-            stored, response = self._done[request_id]
-            self._check(stored, fingerprint)
-            self._done.move_to_end(request_id)
-            replay = inpaint_pb2.InpaintResponse()
-            replay.CopyFrom(response)
-            replay.replayed = True
-            return replay
-        if request_id in self._running:
-            stored, running = self._running[request_id]
-            self._check(stored, fingerprint)
-            result = await asyncio.shield(running)
-            replay = inpaint_pb2.InpaintResponse()
-            replay.CopyFrom(result)
-            replay.replayed = True
-            return replay
-        future: asyncio.Future[inpaint_pb2.InpaintResponse] = asyncio.get_running_loop().create_future()
-        self._running[request_id] = (fingerprint, future)
-        try:
-            response = await work()
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: a failed run must not be reported as never awaited
-            raise
-        finally:
-            self._running.pop(request_id, None)
-        future.set_result(response)
-        # Kept for replays without the candidates' images (several MB each): the final image, the
-        # mask and the ledger are what a retry needs.
-        kept = inpaint_pb2.InpaintResponse()
-        kept.CopyFrom(response)
-        kept.ClearField("candidate_images")
-        self._done[request_id] = (fingerprint, kept)
-        while len(self._done) > self.size:
-            self._done.popitem(last=False)
-        return response
-
-
-def _with_request_id(request: inpaint_pb2.InpaintRequest, request_id: str) -> inpaint_pb2.InpaintRequest:
-    named = inpaint_pb2.InpaintRequest()
-    named.CopyFrom(request)
-    named.request_id = request_id
-    return named
+# The conveniences' task budget is the caller's time left less this, for the queue's dispatch and the reply.
+DISPATCH_ALLOWANCE_S = 0.3
 
 
 class TaskMetrics:
@@ -139,79 +71,95 @@ class TaskMetrics:
 
 
 class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
-    def __init__(self, server: ModelServer, config: OrchestratorConfig, pipeline: InpaintPipeline) -> None:
-        self.server = server
-        self.config = config
-        self.pipeline = pipeline
-        self.tasks = TaskStore(config.task_store)
-        self.results = ResultCache(config.result_cache_size)
-        self.task_metrics = TaskMetrics(server.metrics.registry)
+    """Inpaint and StreamInpaint: submit, then watch until done.
 
-    async def _run(
+    The call is one watcher of the operation: its end (cancelled, or its deadline) does not stop the task,
+    which other callers of the same request id may share; CancelOperation does. A caller that joins a task
+    running with a shorter budget than its own, and gets a result cut short by that budget, has it run again
+    with its own (a degraded result is never replayed by default).
+    """
+
+    def __init__(self, server: ModelServer, engine: OperationsEngine) -> None:
+        self.server = server
+        self.engine = engine
+
+    async def _complete(
         self,
         request: inpaint_pb2.InpaintRequest,
         context: grpc.aio.ServicerContext[Any, Any],
-        on_event: Callable[[ProgressEvent], None] | None,
+        on_progress: Callable[[inpaint_pb2.ProgressEvent], None] | None,
     ) -> inpaint_pb2.InpaintResponse:
         self.server.require_ready()
-        try:
-            request_id, _ = parse_settings(request)  # the cheap checks, before any slot is taken
-        except InvalidInputError as error:
-            raise to_service_error(error) from error
-        if not request.request_id:
-            request = _with_request_id(request, request_id)
-        time_remaining = context.time_remaining()
-
-        async def work() -> inpaint_pb2.InpaintResponse:
-            task = await asyncio.to_thread(parse_request, request, self.config, self.tasks, time_remaining)
-            outcome = await self.pipeline.run(task, on_event=on_event)
-            self.task_metrics.record(outcome)
-            self.server.log.info(
-                "task done",
-                extra=fields(
-                    request_id=request_id,
-                    best=outcome.ledger.best_id,
-                    degraded=outcome.degraded,
-                    total_s=round(outcome.timings_s["total"], 3),
-                ),
-            )
-            return await asyncio.to_thread(api.response, outcome, task.return_candidate_images)
-
-        try:
-            # Replays are answered before admission: they need no slot and must not be refused for load.
-            return await self.results.run(
-                request_id, fingerprint(request), lambda: self.server.work.run_coroutine(work)
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            raise to_service_error(error) from error
+        remaining = context.time_remaining()
+        budget = 0.0 if remaining is None else max(remaining - DISPATCH_ALLOWANCE_S, 0.01)
+        while True:
+            operation, replayed = await self.engine.submit(request, budget_s=budget)
+            done = None
+            async for event in self.engine.watch(operation.name):
+                if event.HasField("done"):
+                    done = event.done
+                elif on_progress is not None:
+                    on_progress(
+                        event.progress if event.HasField("progress") else queued_event(event.queued.queue_position)
+                    )
+            assert done is not None
+            left = context.time_remaining()
+            cut_short = done.response.degraded or done.error.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+            joined_a_shorter_run = done.metadata.budget_seconds + 1.0 < budget and (left is None or left > 1.0)
+            if cut_short and joined_a_shorter_run:
+                budget = 0.0 if left is None else max(left - DISPATCH_ALLOWANCE_S, 0.01)
+                continue
+            if done.HasField("error"):
+                raise error_from_code(done.error.code, done.error.message, done.error.field)
+            response = inpaint_pb2.InpaintResponse()
+            response.CopyFrom(done.response)
+            response.replayed = replayed
+            if request.return_candidate_images:
+                for candidate_id in await self.engine.stored_candidates(operation.name):
+                    data = await self.engine.candidate_image(operation.name, candidate_id)
+                    response.candidate_images.add(
+                        candidate_id=candidate_id, image=image_pb2.Image(data=data, mime_type="image/png")
+                    )
+            return response
 
     async def Inpaint(
         self, request: inpaint_pb2.InpaintRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> inpaint_pb2.InpaintResponse:
-        return await self._run(request, context, None)
+        try:
+            return await self._complete(request, context, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await abort_with_details(context, error)
+            raise
 
     async def StreamInpaint(
         self, request: inpaint_pb2.StreamInpaintRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[inpaint_pb2.StreamInpaintResponse]:
-        events: asyncio.Queue[ProgressEvent] = asyncio.Queue()
-        run = asyncio.ensure_future(self._run(request.request, context, events.put_nowait))
+        events: asyncio.Queue[inpaint_pb2.ProgressEvent] = asyncio.Queue()
+        run = asyncio.ensure_future(self._complete(request.request, context, events.put_nowait))
         try:
             while not run.done() or not events.empty():
                 getter = asyncio.ensure_future(events.get())
                 done, _ = await asyncio.wait({getter, run}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
-                    yield inpaint_pb2.StreamInpaintResponse(progress=api.progress(getter.result()))
+                    yield inpaint_pb2.StreamInpaintResponse(progress=getter.result())
                 else:
                     getter.cancel()
             result = run.result()
-        except service_errors.ServiceError as error:
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
             # The interceptor maps unary calls; a stream reports its error itself, the same way.
-            await context.abort(status_for(error), str(error))
+            await abort_with_details(context, error)
         finally:
             run.cancel()
         yield inpaint_pb2.StreamInpaintResponse(result=result)
+
+
+def check_request(request: inpaint_pb2.InpaintRequest, config: OrchestratorConfig, store: TaskStore) -> None:
+    """The whole parse at submission (images decoded): bad inputs are refused before anything is queued."""
+    parse_request(request, config, store)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,8 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.log_level)
     server = ModelServer("orchestrator", config)
     pipeline = InpaintPipeline(config)
-    servicer = InpaintServicer(server, config, pipeline)
+    task_metrics = TaskMetrics(server.metrics.registry)
+    store = TaskStore(config.task_store)
+    engine = OperationsEngine(
+        config.operations,
+        PipelineRunner(pipeline, config, on_outcome=task_metrics.record),
+        port=config.port,
+        read_task_images=lambda task_id: store.find(task_id).read(),
+        check_request=lambda request: check_request(request, config, store),
+        default_budget_s=config.default_deadline_s,
+    )
+    servicer = InpaintServicer(server, engine)
+    operations = OperationsServicer(server, engine)
     server.add_service(SERVICE_NAME, lambda s: inpaint_pb2_grpc.add_InpaintServiceServicer_to_server(servicer, s))
+    server.add_service(
+        OPERATIONS_SERVICE_NAME, lambda s: operations_pb2_grpc.add_OperationsServiceServicer_to_server(operations, s)
+    )
 
     def load() -> None:
         # "Loaded" means Triton's face models answer: without them no task can run. Triton may start
@@ -283,7 +245,23 @@ def main(argv: list[str] | None = None) -> int:
         # Blocking calls (Triton, Moondream, image work) run in threads: enough of them that a slow
         # dependency cannot starve the rest.
         loop.set_default_executor(ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="work"))
-        await server.serve(load_then_probe)
+        # DBOS runs the queued tasks on this loop (the one it is launched from), beside the gRPC server.
+        await engine.start()
+
+        async def drain_on_sigterm() -> None:
+            # The scaffolding owns SIGTERM; once it starts draining, this replica takes no more tasks. Its
+            # running tasks go on while the drain grace lasts (unary callers wait for them).
+            while not server.draining:
+                await asyncio.sleep(config.operations.poll_s)
+            engine.stop_taking_work()
+
+        draining = loop.create_task(drain_on_sigterm())
+        try:
+            await server.serve(load_then_probe)
+        finally:
+            draining.cancel()
+            # Whatever still runs is handed back: another replica resumes it from its checkpoints.
+            await engine.stop(grace_s=0.0)
 
     asyncio.run(serve())
     return 0

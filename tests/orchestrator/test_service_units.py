@@ -1,8 +1,9 @@
-"""The service's own pieces, without servers: admission, idempotency, error mapping."""
+"""The service's own pieces, without servers: admission, error mapping and its details."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from inpaint.v1 import inpaint_pb2
@@ -10,7 +11,7 @@ from inpaint.v1 import inpaint_pb2
 from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
 from orchestrator.requests import fingerprint
 from orchestrator.search import SearchConfigError
-from orchestrator.service import ResultCache, to_service_error
+from orchestrator.service import to_service_error
 from servers.common import errors as service_errors
 from servers.common.interceptor import status_for
 
@@ -39,49 +40,6 @@ def test_admission_rejects_beyond_running_plus_queued() -> None:
         return outcomes
 
     assert asyncio.run(scenario()) == ["done", "done", "done"]
-
-
-def test_result_cache_replays_and_runs_once() -> None:
-    async def scenario() -> tuple[int, bool, bool]:
-        cache = ResultCache(size=2)
-        runs = 0
-        gate = asyncio.Event()
-
-        async def work() -> inpaint_pb2.InpaintResponse:
-            nonlocal runs
-            runs += 1
-            await gate.wait()
-            return inpaint_pb2.InpaintResponse(request_id="r1", best_candidate_id="g3")
-
-        first = asyncio.ensure_future(cache.run("r1", "fp", work))
-        concurrent = asyncio.ensure_future(cache.run("r1", "fp", work))  # a retry while the first still runs
-        await asyncio.sleep(0)
-        gate.set()
-        a, b = await first, await concurrent
-        c = await cache.run("r1", "fp", work)
-        with pytest.raises(InvalidInputError, match="request_id"):
-            await cache.run("r1", "another request", work)
-        return runs, b.replayed and c.replayed, not a.replayed and c.best_candidate_id == "g3"
-
-    assert asyncio.run(scenario()) == (1, True, True)
-
-
-def test_a_failed_run_is_not_stored() -> None:
-    async def scenario() -> int:
-        cache = ResultCache(size=2)
-        calls = 0
-
-        async def failing() -> inpaint_pb2.InpaintResponse:
-            nonlocal calls
-            calls += 1
-            raise ModelUnavailableError("triton", "down")
-
-        for _ in range(2):
-            with pytest.raises(ModelUnavailableError):
-                await cache.run("r2", "fp", failing)
-        return calls
-
-    assert asyncio.run(scenario()) == 2
 
 
 def test_the_fingerprint_ignores_only_the_request_id() -> None:
@@ -133,3 +91,52 @@ def test_the_pipeline_raises_deadline_exceeded_when_the_face_stage_outlasts_the_
     ):
         asyncio.run(pipeline.run(task))
     assert slow.called
+
+
+def _details(error: Exception) -> tuple[Any, dict[str, Any]]:
+    from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+
+    from orchestrator.operations.status import rich_status
+
+    status = rich_status(to_service_error(error))
+    (key, value), *_ = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    found: dict[str, Any] = {}
+    for detail in status_pb2.Status.FromString(value).details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                found[kind.__name__] = message
+    return status, found
+
+
+def test_an_invalid_argument_carries_the_field_as_a_bad_request_detail() -> None:
+    status, details = _details(InvalidInputError("settings.k_global", "must be within 1..32, got 100"))
+    assert status.code.name == "INVALID_ARGUMENT"
+    violation = details["BadRequest"].field_violations[0]
+    assert violation.field == "settings.k_global" and "1..32" in violation.description
+    assert details["ErrorInfo"].reason == "INVALID_ARGUMENT"
+    assert "RetryInfo" not in details
+
+
+@pytest.mark.parametrize(
+    "error", [service_errors.ResourceExhausted("queue full"), ModelUnavailableError("det_10g", "refused")]
+)
+def test_busy_and_unavailable_say_when_to_retry(error: Exception) -> None:
+    _, details = _details(error)
+    assert details["RetryInfo"].retry_delay.seconds > 0
+
+
+def test_a_huge_input_echoed_in_an_error_is_bounded() -> None:
+    """A 100,000-character task id came back as RESOURCE_EXHAUSTED: its echo overflowed the metadata."""
+    from pathlib import Path
+
+    from orchestrator.tasks import TaskStore
+
+    with pytest.raises(InvalidInputError) as raised:
+        TaskStore(Path("tasks")).find("x" * 100_000)
+    status, details = _details(raised.value)
+    assert status.code.name == "INVALID_ARGUMENT" and len(status.details) <= 1024
+    assert details["BadRequest"].field_violations[0].field == "task_id"
+    assert sum(len(k) + len(v) for k, v in status.trailing_metadata) < 4096

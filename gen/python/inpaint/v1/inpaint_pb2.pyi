@@ -8,6 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class FaceTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FACE_TARGET_UNSPECIFIED: _ClassVar[FaceTarget]
+    FACE_TARGET_MASK_OVERLAP: _ClassVar[FaceTarget]
+    FACE_TARGET_INDEX: _ClassVar[FaceTarget]
+    FACE_TARGET_LARGEST: _ClassVar[FaceTarget]
+    FACE_TARGET_REFERENCE: _ClassVar[FaceTarget]
+
 class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STAGE_UNSPECIFIED: _ClassVar[Stage]
@@ -23,6 +31,12 @@ class ProgressKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROGRESS_KIND_STAGE_SKIPPED: _ClassVar[ProgressKind]
     PROGRESS_KIND_STAGE_FAILED: _ClassVar[ProgressKind]
     PROGRESS_KIND_DONE: _ClassVar[ProgressKind]
+    PROGRESS_KIND_QUEUED: _ClassVar[ProgressKind]
+FACE_TARGET_UNSPECIFIED: FaceTarget
+FACE_TARGET_MASK_OVERLAP: FaceTarget
+FACE_TARGET_INDEX: FaceTarget
+FACE_TARGET_LARGEST: FaceTarget
+FACE_TARGET_REFERENCE: FaceTarget
 STAGE_UNSPECIFIED: Stage
 STAGE_GLOBAL: Stage
 STAGE_LOCAL: Stage
@@ -33,16 +47,37 @@ PROGRESS_KIND_CANDIDATE_SCORED: ProgressKind
 PROGRESS_KIND_STAGE_SKIPPED: ProgressKind
 PROGRESS_KIND_STAGE_FAILED: ProgressKind
 PROGRESS_KIND_DONE: ProgressKind
+PROGRESS_KIND_QUEUED: ProgressKind
 
 class TaskImages(_message.Message):
-    __slots__ = ("init_image", "mask", "character_image")
+    __slots__ = ("init_image", "mask", "character_image", "character_images", "reference_face")
     INIT_IMAGE_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
     CHARACTER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CHARACTER_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FACE_FIELD_NUMBER: _ClassVar[int]
     init_image: _image_pb2.Image
     mask: _image_pb2.Image
     character_image: _image_pb2.Image
-    def __init__(self, init_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., character_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ...) -> None: ...
+    character_images: _containers.RepeatedCompositeFieldContainer[_image_pb2.Image]
+    reference_face: _image_pb2.Image
+    def __init__(self, init_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., character_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., character_images: _Optional[_Iterable[_Union[_image_pb2.Image, _Mapping]]] = ..., reference_face: _Optional[_Union[_image_pb2.Image, _Mapping]] = ...) -> None: ...
+
+class FaceSettings(_message.Message):
+    __slots__ = ("target", "target_index", "min_identity_cosine", "min_reference_cosine", "colour_match", "swap_size")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MIN_IDENTITY_COSINE_FIELD_NUMBER: _ClassVar[int]
+    MIN_REFERENCE_COSINE_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_MATCH_FIELD_NUMBER: _ClassVar[int]
+    SWAP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    target: FaceTarget
+    target_index: int
+    min_identity_cosine: float
+    min_reference_cosine: float
+    colour_match: bool
+    swap_size: int
+    def __init__(self, target: _Optional[_Union[FaceTarget, str]] = ..., target_index: _Optional[int] = ..., min_identity_cosine: _Optional[float] = ..., min_reference_cosine: _Optional[float] = ..., colour_match: _Optional[bool] = ..., swap_size: _Optional[int] = ...) -> None: ...
 
 class SearchSettings(_message.Message):
     __slots__ = ("k_global", "m_global", "k_local", "weight_consistency", "weight_realism", "weight_identity", "num_inference_steps", "true_cfg_scale", "feather_px", "erosion_px", "seed")
@@ -71,18 +106,20 @@ class SearchSettings(_message.Message):
     def __init__(self, k_global: _Optional[int] = ..., m_global: _Optional[int] = ..., k_local: _Optional[int] = ..., weight_consistency: _Optional[float] = ..., weight_realism: _Optional[float] = ..., weight_identity: _Optional[float] = ..., num_inference_steps: _Optional[int] = ..., true_cfg_scale: _Optional[float] = ..., feather_px: _Optional[float] = ..., erosion_px: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class InpaintRequest(_message.Message):
-    __slots__ = ("request_id", "images", "task_id", "settings", "return_candidate_images")
+    __slots__ = ("request_id", "images", "task_id", "settings", "return_candidate_images", "face")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     RETURN_CANDIDATE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     images: TaskImages
     task_id: str
     settings: SearchSettings
     return_candidate_images: bool
-    def __init__(self, request_id: _Optional[str] = ..., images: _Optional[_Union[TaskImages, _Mapping]] = ..., task_id: _Optional[str] = ..., settings: _Optional[_Union[SearchSettings, _Mapping]] = ..., return_candidate_images: _Optional[bool] = ...) -> None: ...
+    face: FaceSettings
+    def __init__(self, request_id: _Optional[str] = ..., images: _Optional[_Union[TaskImages, _Mapping]] = ..., task_id: _Optional[str] = ..., settings: _Optional[_Union[SearchSettings, _Mapping]] = ..., return_candidate_images: _Optional[bool] = ..., face: _Optional[_Union[FaceSettings, _Mapping]] = ...) -> None: ...
 
 class StreamInpaintRequest(_message.Message):
     __slots__ = ("request",)
@@ -180,7 +217,7 @@ class CandidateImage(_message.Message):
     def __init__(self, candidate_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
-    __slots__ = ("kind", "stage", "candidate_id", "planned", "generated", "scored", "potential", "elapsed_seconds", "detail")
+    __slots__ = ("kind", "stage", "candidate_id", "planned", "generated", "scored", "potential", "elapsed_seconds", "detail", "queue_position")
     KIND_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +227,7 @@ class ProgressEvent(_message.Message):
     POTENTIAL_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     kind: ProgressKind
     stage: str
     candidate_id: str
@@ -199,7 +237,8 @@ class ProgressEvent(_message.Message):
     potential: float
     elapsed_seconds: float
     detail: str
-    def __init__(self, kind: _Optional[_Union[ProgressKind, str]] = ..., stage: _Optional[str] = ..., candidate_id: _Optional[str] = ..., planned: _Optional[int] = ..., generated: _Optional[int] = ..., scored: _Optional[int] = ..., potential: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
+    queue_position: int
+    def __init__(self, kind: _Optional[_Union[ProgressKind, str]] = ..., stage: _Optional[str] = ..., candidate_id: _Optional[str] = ..., planned: _Optional[int] = ..., generated: _Optional[int] = ..., scored: _Optional[int] = ..., potential: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., detail: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class StreamInpaintResponse(_message.Message):
     __slots__ = ("progress", "result")
