@@ -135,6 +135,7 @@ def orchestrator(
     moondream: str,
     gemini_url: str,
     sequential: bool,
+    edit_px: int,
     log: Path,
 ) -> Iterator[str]:
     args = [
@@ -142,6 +143,7 @@ def orchestrator(
         "--max-concurrent=16", "--max-queue=64", f"--triton.url={triton_url}", f"--triton.repository={repository}",
         f"--qwen-edit.target={qwen}", f"--moondream.target={moondream}", f"--gemini.base-url={gemini_url}",
         "--gemini.models=gemini-3-flash-fake", "--probe-wait-s=0", "--worker-threads=64",
+        f"--refinement.min-edit-size={edit_px}", f"--refinement.max-edit-size={edit_px}",
         f"--search.sequential={'true' if sequential else 'false'}",
     ]  # fmt: skip
     env = {**os.environ, "GEMINI_API_KEY": "fleet-benchmark"}
@@ -239,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 for schedule in ("overlapped", "sequential"):
                     with orchestrator(
                         free_port(), triton.config.grpc_url, repository, qwen_target, moondream_target,
-                        gemini.base_url, schedule == "sequential", logs / f"orchestrator-{replicas}-{schedule}.log",
+                        gemini.base_url, schedule == "sequential", sim.edit_px,
+                        logs / f"orchestrator-{replicas}-{schedule}.log",
                     ) as address:  # fmt: skip
                         run_cell(address, 1, images, "warm-up")
                         for tasks in args.tasks:

@@ -7,10 +7,12 @@ Servicers raise `servers.common.errors` exceptions; they never call `context.abo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import grpc
@@ -75,9 +77,13 @@ class CallTracker:
 
 
 UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]  # an async generator, or writes
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps unary and server-streaming handlers alike: streams too get the request id, the error mapping,
+    one log line, the request metrics, and count as calls in flight for the SIGTERM drain."""
+
     def __init__(self, metrics: ServerMetrics, logger: logging.Logger, calls: CallTracker | None = None) -> None:
         self._metrics = metrics
         self._log = logger
@@ -90,60 +96,84 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or method.startswith(_QUIET_PREFIXES):
+        if handler is None or method.startswith(_QUIET_PREFIXES):
             return handler
-        behaviour = cast(UnaryBehaviour, handler.unary_unary)
         request_id = _request_id(handler_call_details.invocation_metadata)
-        return grpc.unary_unary_rpc_method_handler(
-            self._wrap(method, request_id, behaviour),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap(method, request_id, cast(UnaryBehaviour, handler.unary_unary)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, request_id, cast(StreamBehaviour, handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    @contextlib.asynccontextmanager
+    async def _observed(
+        self, method: str, request_id: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[None]:
+        """One call's bookkeeping: request id, drain accounting, error mapping, metrics, one log line."""
+        token = REQUEST_ID.set(request_id)
+        started = time.monotonic()
+        code = grpc.StatusCode.OK
+        detail = ""
+        entered = False
+        try:
+            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+            self.calls.enter()
+            entered = True
+            yield
+        except errors.ServiceError as e:
+            code, detail = status_for(e), str(e)
+            await context.abort(code, detail)
+        except asyncio.CancelledError:
+            # gRPC cancels the handler both when the caller cancels and when its deadline passes.
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            detail = "the call ended before the work finished"
+            raise
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except Exception:
+            code, detail = grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
+            self._log.exception("unhandled error", extra=fields(method=method))
+            await context.abort(code, detail)
+        finally:
+            if entered:
+                self.calls.leave()
+            elapsed = time.monotonic() - started
+            self._metrics.requests.labels(method=method, code=code.name).inc()
+            self._metrics.latency.labels(method=method).observe(elapsed)
+            self._log.info(
+                "rpc",
+                extra=fields(
+                    method=method, code=code.name, elapsed_s=round(elapsed, 4), **({"detail": detail} if detail else {})
+                ),
+            )
+            REQUEST_ID.reset(token)
 
     def _wrap(self, method: str, request_id: str, behaviour: UnaryBehaviour) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            token = REQUEST_ID.set(request_id)
-            started = time.monotonic()
-            code = grpc.StatusCode.OK
-            detail = ""
-            entered = False
-            try:
-                await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-                self.calls.enter()
-                entered = True
+            async with self._observed(method, request_id, context):
                 return await behaviour(request, context)
-            except errors.ServiceError as e:
-                code, detail = status_for(e), str(e)
-                await context.abort(code, detail)
-            except asyncio.CancelledError:
-                # gRPC cancels the handler both when the caller cancels and when its deadline passes.
-                remaining = context.time_remaining()
-                expired = remaining is not None and remaining <= 0
-                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-                detail = "the call ended before the work finished"
-                raise
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception:
-                code, detail = grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
-                self._log.exception("unhandled error", extra=fields(method=method))
-                await context.abort(code, detail)
-            finally:
-                if entered:
-                    self.calls.leave()
-                elapsed = time.monotonic() - started
-                self._metrics.requests.labels(method=method, code=code.name).inc()
-                self._metrics.latency.labels(method=method).observe(elapsed)
-                self._log.info(
-                    "rpc",
-                    extra=fields(
-                        method=method,
-                        code=code.name,
-                        elapsed_s=round(elapsed, 4),
-                        **({"detail": detail} if detail else {}),
-                    ),
-                )
-                REQUEST_ID.reset(token)
+
+        return wrapped
+
+    def _wrap_stream(self, method: str, request_id: str, behaviour: StreamBehaviour) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with self._observed(method, request_id, context):
+                produced = behaviour(request, context)
+                if inspect.isasyncgen(produced):
+                    async for response in produced:
+                        yield response
+                else:  # a handler that writes with context.write() and returns
+                    await produced
 
         return wrapped

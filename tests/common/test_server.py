@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,22 @@ class InProcessServer:
                 return await self.server.work.run(lambda: self.model.blocking_work(token.check), token)
             return await self.server.work.run(lambda: request, token)
 
-        handler = grpc.method_handlers_generic_handler("test.Fake", {"Run": grpc.unary_unary_rpc_method_handler(run)})
+        async def stream(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
+            """Progress messages, the last one after the (blocking) work: a server stream like StreamInpaint."""
+            self.server.require_ready()
+            if request == b"invalid":
+                raise InvalidArgument("seeds", "is empty")
+            yield b"started"
+            token = token_for(context)
+            yield await self.server.work.run(lambda: self.model.blocking_work(token.check), token)
+
+        handler = grpc.method_handlers_generic_handler(
+            "test.Fake",
+            {
+                "Run": grpc.unary_unary_rpc_method_handler(run),
+                "Stream": grpc.unary_stream_rpc_method_handler(stream),
+            },
+        )
         server.add_generic_rpc_handlers((handler,))
 
     def _run(self) -> None:
@@ -88,6 +103,7 @@ class InProcessServer:
         assert self.bound.wait(10)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
         self.call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = self.channel.unary_unary("/test.Fake/Run")
+        self.stream: grpc.UnaryStreamMultiCallable[bytes, bytes] = self.channel.unary_stream("/test.Fake/Stream")
         return self
 
     def health(self) -> int:
@@ -254,3 +270,43 @@ def test_metrics_are_served_on_their_own_port(ready: InProcessServer) -> None:
     assert 'fake_requests_total{code="INVALID_ARGUMENT",method="/test.Fake/Run"} 1.0' in text
     assert "fake_request_latency_seconds_bucket" in text
     assert "fake_queue_depth 0.0" in text
+
+
+def test_a_stream_in_flight_is_drained_not_cut(ready: InProcessServer) -> None:
+    """Before: SIGTERM cut a StreamInpaint 22 events in with UNAVAILABLE "Cancelling all calls"."""
+    received: list[bytes] = []
+    finished = threading.Event()
+    failure: list[grpc.RpcError] = []
+
+    def consume() -> None:
+        try:
+            received.extend(ready.stream(b"block", timeout=30))
+        except grpc.RpcError as error:
+            failure.append(error)
+        finished.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    assert ready.model.work_started.wait(10)
+    ready.request_stop()
+    time.sleep(1.5)  # past the 1 s that ending the server leaves unfinished calls: still open
+    assert ready.thread.is_alive() and not finished.is_set()
+    ready.model.work_released.set()
+    assert finished.wait(10)
+    assert failure == [] and received == [b"started", b"done"]
+    ready.thread.join(10)
+    assert not ready.thread.is_alive()
+
+
+def test_streams_get_the_error_mapping_metrics_and_a_log_line(
+    ready: InProcessServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import urllib.request
+
+    refused = error_of(lambda: list(ready.stream(b"invalid", timeout=5)))
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT and "seeds: is empty" in (refused.details() or "")
+    ready.model.work_released.set()
+    assert list(ready.stream(b"echo", timeout=5)) == [b"started", b"done"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{ready.config.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert 'fake_requests_total{code="OK",method="/test.Fake/Stream"} 1.0' in text
+    assert 'fake_requests_total{code="INVALID_ARGUMENT",method="/test.Fake/Stream"} 1.0' in text
