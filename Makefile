@@ -44,7 +44,7 @@ $(TRITON_VENV)/.installed: requirements/triton.lock
 	touch $@
 
 # Real weights where `make models` put them, stand-ins otherwise.
-triton_models/provenance.json: | $(VENV)/.installed
+triton_models/provenance.json: servers/triton/onnx_cpu_model.py | $(VENV)/.installed
 	@if [ -f $(WEIGHTS_REAL)/inswapper_128.onnx ]; then \
 		$(PY) -m tools.models.prepare --weights $(WEIGHTS_REAL); \
 	else \
@@ -91,6 +91,7 @@ bench: setup triton_models/provenance.json
 	$(PY) -m bench.gemini_scoring
 	$(PY) -m bench.orchestrator --out bench/results/orchestrator.json
 	$(PY) -m bench.prepare_memory --out bench/results/prepare_memory.json
+	$(PY) -m bench.face_features --out bench/results/face_features.json
 	$(MAKE) --no-print-directory bench-qwen-edit bench-moondream bench-fleet
 	$(PY) -m bench.summary --results bench/results
 

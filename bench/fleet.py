@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import sample_photos
-from orchestrator.client import InpaintClient, task_request
+from orchestrator.client import InpaintClient, task_request, timings_s
 from stack.local import REPO_ROOT, StackConfig, moondream_model_dir, qwen_model_dir
 from stack.process import SERVING, ModelServerProcess, ServerProcessConfig, free_port, health_check
 from stack.triton import TritonServer, TritonServerConfig
@@ -144,6 +144,7 @@ def orchestrator(
         f"--qwen-edit.target={qwen}", f"--moondream.target={moondream}", f"--gemini.base-url={gemini_url}",
         "--gemini.models=gemini-3-flash-fake", "--probe-wait-s=0", "--worker-threads=64",
         f"--refinement.min-edit-size={edit_px}", f"--refinement.max-edit-size={edit_px}",
+        "--operations.worker-concurrency=16", f"--operations.state-dir={log.with_suffix('')}",
         f"--search.sequential={'true' if sequential else 'false'}",
     ]  # fmt: skip
     env = {**os.environ, "GEMINI_API_KEY": "fleet-benchmark"}
@@ -189,7 +190,7 @@ def run_cell(address: str, tasks: int, images: list[bytes], label: str) -> dict[
         with InpaintClient(address) as client:
             started = time.perf_counter()
             response = client.inpaint(task_request(*images, request_id=f"fleet-{label}-{i}-{time.time_ns()}"), 3600)
-            return time.perf_counter() - started, dict(response.timings_seconds), response.degraded
+            return time.perf_counter() - started, timings_s(response), response.degraded
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=tasks) as pool:

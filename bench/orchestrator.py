@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from orchestrator import sample_photos
-from orchestrator.client import InpaintClient, task_request
+from orchestrator.client import InpaintClient, task_request, timings_s
 from stack.local import Ports, Stack, StackConfig
 
 KEYS = ("face", "generation", "scoring", "waiting", "overhead", "search", "total")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - started
             if i == 0:
                 continue
-            timings = dict(response.timings_seconds)
+            timings = timings_s(response)
             runs.append(
                 {**{k: timings.get(k, 0.0) for k in KEYS}, "client_wall": wall, "candidates": len(response.candidates)}
             )

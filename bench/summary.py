@@ -12,7 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-PARTS = ("face_stage", "qwen_edit", "moondream", "gemini_scoring", "orchestrator", "prepare_memory", "fleet")
+PARTS = (
+    "face_stage",
+    "qwen_edit",
+    "moondream",
+    "gemini_scoring",
+    "orchestrator",
+    "prepare_memory",
+    "face_features",
+    "fleet",
+)
 # The figures the summary shows (dotted paths into each part's JSON); latest.json keeps everything.
 KEY_FIGURES = {
     "face_stage": (
@@ -47,6 +56,16 @@ KEY_FIGURES = {
         "median_s.overhead_share",
     ),
     "prepare_memory": ("peak_rss_mib", "largest_file_mib", "peak_over_largest_file", "bound"),
+    "face_features": (
+        "added_cost.several_photos_4_vs_1_ms",
+        "added_cost.no_mask_largest_vs_given_ms",
+        "added_cost.colour_match_ms",
+        "added_cost.pixel_boost_256_vs_128_ms",
+        "added_cost.pixel_boost_512_vs_128_ms",
+        "added_cost.face_parser_and_occluder_vs_skin_colour_ms",
+        "added_cost.edge_delta_e_colour_match_on",
+        "added_cost.edge_delta_e_colour_match_off",
+    ),
     "fleet": (
         "goals.tasks_at_load",
         "goals.N=1.throughput_over_one_replica",

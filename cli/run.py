@@ -39,7 +39,7 @@ from inpaint.v1 import image_pb2, inpaint_pb2
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from orchestrator import sample_photos
-from orchestrator.client import InpaintClient, content_request_id, search_settings, task_request
+from orchestrator.client import InpaintClient, content_request_id, search_settings, task_request, timings_s
 from orchestrator.config import OVERRIDES, OrchestratorConfig
 from orchestrator.contact_sheet import contact_sheet
 from orchestrator.errors import InpaintError
@@ -218,7 +218,7 @@ def _from_response(source: TaskSource, result: inpaint_pb2.InpaintResponse) -> T
         best=_decode_png(result.image),
         refined_mask=_decode_png(result.refined_mask)[..., 0] > 127,
         candidates={c.candidate_id: _decode_png(c.image) for c in result.candidate_images},
-        timings_s=dict(result.timings_seconds),
+        timings_s=timings_s(result),
         stand_in_models=list(result.stand_in_models),
         notes=list(result.notes),
         degraded=result.degraded,

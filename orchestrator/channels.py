@@ -8,8 +8,8 @@ limits and the load-balancing policy: with a `dns:///name:port` target naming a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import grpc

@@ -26,6 +26,11 @@ class StreamEndedError(RuntimeError):
     """The server closed a StreamInpaint call without sending the result."""
 
 
+def timings_s(response: inpaint_pb2.InpaintResponse) -> dict[str, float]:
+    """The response's per-stage timings in seconds."""
+    return {name: value.ToNanoseconds() / 1e9 for name, value in response.timings.items()}
+
+
 def content_request_id(*parts: bytes, prefix: str = "cli") -> str:
     """A request id derived from the inputs' content: the same inputs give the same id, whatever the file names."""
     digest = hashlib.sha256()

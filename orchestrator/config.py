@@ -28,6 +28,7 @@ from pydantic_settings import SettingsConfigDict
 from orchestrator.channels import ServerAddress
 from orchestrator.errors import InvalidInputError
 from orchestrator.faces.analysis import DetectionConfig
+from orchestrator.faces.options import FaceDefaults
 from orchestrator.faces.stage import FaceStageConfig
 from orchestrator.faces.triton_client import TritonConfig
 from orchestrator.imaging.blend import BlendConfig
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     Search = SearchConfig
     Refinement = RefinementConfig
     Detection = DetectionConfig
+    Faces = FaceDefaults
     Mask = MaskRefinementConfig
     Blend = BlendConfig
     Operations = OperationsConfig
@@ -64,6 +66,7 @@ else:
     Search = section(SearchConfig)
     Refinement = section(RefinementConfig)
     Detection = section(DetectionConfig)
+    Faces = section(FaceDefaults)
     Mask = section(MaskRefinementConfig)
     Blend = section(BlendConfig)
     Operations = section(OperationsConfig)
@@ -95,6 +98,8 @@ class OrchestratorConfig(ServerSettings):
     search: Search = Search()
     refinement: Refinement = Refinement()
     detection: Detection = Detection()
+    # The face features' defaults and limits (several character photos, face choice, colour match, pixel boost).
+    faces: Faces = Faces()
     mask: Mask = Mask()
     blend: Blend = Blend()
     # Requests.
@@ -108,7 +113,7 @@ class OrchestratorConfig(ServerSettings):
     operations: Operations = Operations()
 
     def face_stage(self) -> FaceStageConfig:
-        return FaceStageConfig(detection=self.detection, mask=self.mask, blend=self.blend)
+        return FaceStageConfig(detection=self.detection, mask=self.mask, blend=self.blend, faces=self.faces)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Figures for people: the contact sheet (every candidate as a thumbnail with its scores, the winner
-framed) and the mask-refinement overlay. Pure drawing."""
+"""Figures for people: the contact sheet (every candidate as a thumbnail with its scores, what the face
+stage applied and the colour difference at the mask's edge, the winner framed) and the mask-refinement
+overlay. Pure drawing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 THUMB = 256
-LABEL_HEIGHT = 58
+LABEL_HEIGHT = 76
 PAD = 8
 BEST = (40, 200, 80)
 DEGRADED = (230, 150, 30)
@@ -23,6 +24,22 @@ def _label(terms: list[Mapping[str, Any]], potential: float | None) -> str:
     parts = [f"{SHORT.get(t['signal'], t['signal'][:2])} {t['value']:.1f}{'*' if t['stood_in'] else ''}" for t in terms]
     head = f"P {potential:.2f}" if potential is not None else "not scored"
     return head + "  " + "  ".join(parts)
+
+
+def features_label(info: Mapping[str, Any]) -> str:
+    """What the face stage applied (the raw swap's generator_info) and the edge colour difference, short."""
+    parts = []
+    if "swap_size" in info:
+        parts.append(f"swap {info['swap_size']}")
+    if "colour_match" in info:
+        parts.append("colour " + str(info["colour_match"]).split(":")[0])
+    if int(info.get("character_photos", 1)) > 1:
+        parts.append(f"{info['character_photos']} photos")
+    if info.get("mask_source") == "built from the face":
+        parts.append("auto mask")
+    if "edge_delta_e" in info:
+        parts.append(f"dE {float(info['edge_delta_e']):.1f}")
+    return "  ".join(parts)
 
 
 def contact_sheet(
@@ -62,6 +79,9 @@ def contact_sheet(
         )
         if degraded:
             draw.text((x, y + THUMB + 40), "* scored locally / fallback", fill=DEGRADED, font=font)
+        features = features_label(record.get("generator_info") or {})
+        if features:
+            draw.text((x, y + THUMB + 58), features, fill=(160, 200, 235), font=font)
     return np.asarray(sheet)
 
 

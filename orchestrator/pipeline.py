@@ -22,6 +22,7 @@ import numpy as np
 from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import DeadlineExceededError
 from orchestrator.faces.analysis import FaceAnalyzer
+from orchestrator.faces.applied import with_edge_colour
 from orchestrator.faces.stage import FaceStage
 from orchestrator.faces.triton_client import TritonModels
 from orchestrator.imaging.masks import MaskRefinement
@@ -117,7 +118,8 @@ class InpaintPipeline:
         config, deadline, request_id = task.config, task.deadline, task.request_id
         images = task.images
         stage = FaceStage(self.analyzer, config.face_stage(), standin=bool(self.triton_standins))
-        face = await asyncio.to_thread(stage.run, images.init, images.mask, images.character, deadline)
+        photos, mask = images.identity_photos(), images.mask
+        face = await asyncio.to_thread(stage.run, images.init, mask, photos, deadline, task.face, images.reference)
         face_done = time.monotonic()
         if deadline.expired():
             raise DeadlineExceededError(f"the deadline passed during the face stage ({face_done - started:.1f} s)")
@@ -129,7 +131,7 @@ class InpaintPipeline:
             mask=face.mask.mask,
             box=geometry.box,
             character=images.character,
-            character_face=face.character,
+            character_face=replace(face.character, embedding=face.identity),  # every photo's mean identity
             character_crop=face_crop(images.character, face.character),
         )
         scorers: list[Scorer[np.ndarray]] = [
@@ -146,7 +148,11 @@ class InpaintPipeline:
                 request_seed=task.settings.seed,
                 raw_swap=face.blended,
                 raw_swap_elapsed_s=face_done - started,
-                raw_swap_info={"swapper": INSWAPPER_128.triton_name, "stand_in": bool(self.triton_standins)},
+                raw_swap_info={
+                    "swapper": INSWAPPER_128.triton_name,
+                    "stand_in": bool(self.triton_standins),
+                    **face.applied,
+                },
                 config=config.search,
                 deadline=deadline,
                 request_id=request_id,
@@ -156,7 +162,8 @@ class InpaintPipeline:
             on_event=on_event,
         )
         finished = time.monotonic()
-        ledger = result.ledger
+        ring_px = config.blend.erosion_px + config.blend.feather_px
+        ledger = with_edge_colour(result.ledger, result.images, images.init, face.mask.mask, ring_px)
         stand_ins = list(self.triton_standins)
         if generator.standin:
             stand_ins.append("qwen_edit")

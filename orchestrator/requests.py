@@ -20,6 +20,7 @@ from inpaint.v1 import inpaint_pb2
 
 from orchestrator.config import OVERRIDES, OrchestratorConfig, RequestSettings
 from orchestrator.errors import InvalidInputError
+from orchestrator.faces.options import SWAP_SIZES, FaceDefaults, FaceOptions, TargetChoice
 from orchestrator.imaging.decode import decode_image, decode_mask
 from orchestrator.search import Deadline
 from orchestrator.tasks import TaskStore
@@ -30,8 +31,16 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 @dataclass(frozen=True)
 class TaskImages:
     init: np.ndarray = field(repr=False)  # RGB uint8 (H, W, 3)
-    mask: np.ndarray = field(repr=False)  # bool (H, W), the given mask
-    character: np.ndarray = field(repr=False)  # RGB uint8
+    mask: np.ndarray | None = field(repr=False)  # bool (H, W), the given mask; None: build it from the face
+    character: np.ndarray = field(repr=False)  # RGB uint8, the main (first) photo of the identity
+    # Every photo of the identity (the main one first) when the request listed `character_images`;
+    # empty when it gave the single `character_image`.
+    characters: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    reference: np.ndarray | None = field(default=None, repr=False)  # `images.reference_face`, RGB uint8
+
+    def identity_photos(self) -> np.ndarray | tuple[np.ndarray, ...]:
+        """What the face stage takes: the one photo, or the listed photos (errors then name list items)."""
+        return self.characters or self.character
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Task:
     config: OrchestratorConfig  # the service's, with this request's overrides applied
     deadline: Deadline  # when the search must answer (the caller's deadline less a margin)
     return_candidate_images: bool = False
+    face: FaceOptions = field(default_factory=FaceOptions)  # the face stage's choices, defaults filled in
 
 
 def check_request_id(request_id: str) -> None:
@@ -66,27 +76,114 @@ def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:
     return RequestSettings.checked(values, seed=settings.seed if settings.HasField("seed") else 0)
 
 
-def decode_images(init: bytes, mask: bytes, character: bytes, max_pixels: int) -> TaskImages:
-    """Decode the three images; InvalidInputError names the field that is wrong."""
+def decode_images(
+    init: bytes,
+    mask: bytes | None,
+    character: bytes | None,
+    max_pixels: int,
+    characters: tuple[bytes, ...] = (),
+    reference: bytes | None = None,
+) -> TaskImages:
+    """Decode the images; InvalidInputError names the field that is wrong.
+
+    `character` is the single `character_image`; `characters` the listed `character_images` (one of the two).
+    """
     init_rgb = decode_image(init, "init_image", max_pixels)
+    photos = tuple(decode_image(data, f"images.character_images[{i}]", max_pixels) for i, data in enumerate(characters))
+    if character is None and not photos:
+        raise InvalidInputError("images.character_image", "is required (or images.character_images)")
     return TaskImages(
         init=init_rgb,
-        mask=decode_mask(mask, "mask", init_rgb.shape[:2], max_pixels),
-        character=decode_image(character, "character_image", max_pixels),
+        mask=None if mask is None else decode_mask(mask, "mask", init_rgb.shape[:2], max_pixels),
+        character=photos[0] if photos else decode_image(character or b"", "character_image", max_pixels),
+        characters=photos,
+        reference=None if reference is None else decode_image(reference, "images.reference_face", max_pixels),
     )
 
 
-def _image_bytes(request: inpaint_pb2.InpaintRequest, store: TaskStore) -> tuple[bytes, bytes, bytes]:
+@dataclass(frozen=True)
+class ImageBytes:
+    init: bytes
+    mask: bytes | None
+    character: bytes | None
+    characters: tuple[bytes, ...] = ()
+    reference: bytes | None = None
+
+
+def _image_bytes(request: inpaint_pb2.InpaintRequest, store: TaskStore, max_characters: int) -> ImageBytes:
     which = request.WhichOneof("task")
     if which == "task_id":
-        return store.find(request.task_id).read()
+        return ImageBytes(*store.find(request.task_id).read())
     if which == "images":
         images = request.images
-        for name in ("init_image", "mask", "character_image"):
-            if not images.HasField(name):
-                raise InvalidInputError(f"images.{name}", "is required")
-        return images.init_image.data, images.mask.data, images.character_image.data
+        if not images.HasField("init_image"):
+            raise InvalidInputError("images.init_image", "is required")
+        listed = tuple(photo.data for photo in images.character_images)
+        if images.HasField("character_image") and listed:
+            raise InvalidInputError("images.character_images", "give either character_image or character_images")
+        if not images.HasField("character_image") and not listed:
+            raise InvalidInputError("images.character_image", "is required (or images.character_images)")
+        if len(listed) > max_characters:
+            raise InvalidInputError(
+                "images.character_images", f"holds {len(listed)} photos, at most {max_characters} are allowed"
+            )
+        return ImageBytes(
+            init=images.init_image.data,
+            mask=images.mask.data if images.HasField("mask") else None,
+            character=images.character_image.data if images.HasField("character_image") else None,
+            characters=listed,
+            reference=images.reference_face.data if images.HasField("reference_face") else None,
+        )
     raise InvalidInputError("task", "give either images or task_id")
+
+
+_TARGETS = {
+    inpaint_pb2.FACE_TARGET_UNSPECIFIED: TargetChoice.AUTO,
+    inpaint_pb2.FACE_TARGET_MASK_OVERLAP: TargetChoice.MASK_OVERLAP,
+    inpaint_pb2.FACE_TARGET_INDEX: TargetChoice.INDEX,
+    inpaint_pb2.FACE_TARGET_LARGEST: TargetChoice.LARGEST,
+    inpaint_pb2.FACE_TARGET_REFERENCE: TargetChoice.REFERENCE,
+}
+
+
+def _cosine(settings: inpaint_pb2.FaceSettings, name: str, default: float) -> float:
+    if not settings.HasField(name):
+        return default
+    value = float(getattr(settings, name))
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise InvalidInputError(f"face.{name}", f"must be within 0..1, got {value:g}")
+    return value
+
+
+def face_options(settings: inpaint_pb2.FaceSettings, defaults: FaceDefaults) -> FaceOptions:
+    """The request's face-stage choices, each checked (InvalidInputError names the field)."""
+    if settings.target not in _TARGETS:
+        raise InvalidInputError("face.target", f"is not a known FaceTarget ({settings.target})")
+    target = _TARGETS[settings.target]
+    index = settings.target_index if settings.HasField("target_index") else None
+    if target is TargetChoice.INDEX and index is None:
+        raise InvalidInputError("face.target_index", "is required with target FACE_TARGET_INDEX")
+    if target is not TargetChoice.INDEX and index is not None:
+        raise InvalidInputError("face.target_index", "is read only with target FACE_TARGET_INDEX")
+    swap_size = settings.swap_size if settings.HasField("swap_size") else defaults.swap_size
+    if swap_size not in SWAP_SIZES:
+        raise InvalidInputError("face.swap_size", f"must be one of {', '.join(map(str, SWAP_SIZES))}, got {swap_size}")
+    return FaceOptions(
+        target=target,
+        target_index=index,
+        min_identity_cosine=_cosine(settings, "min_identity_cosine", defaults.min_identity_cosine),
+        min_reference_cosine=_cosine(settings, "min_reference_cosine", defaults.min_reference_cosine),
+        colour_match=settings.colour_match if settings.HasField("colour_match") else defaults.colour_match,
+        swap_size=swap_size,
+    )
+
+
+def check_face_inputs(options: FaceOptions, images: TaskImages) -> None:
+    """What the chosen target needs from the images."""
+    if options.target is TargetChoice.MASK_OVERLAP and images.mask is None:
+        raise InvalidInputError("images.mask", "is required with target FACE_TARGET_MASK_OVERLAP")
+    if options.target is TargetChoice.REFERENCE and images.reference is None:
+        raise InvalidInputError("images.reference_face", "is required with target FACE_TARGET_REFERENCE")
 
 
 def task_deadline(config: OrchestratorConfig, time_remaining_s: float | None) -> Deadline:
@@ -111,7 +208,18 @@ def parse_request(
     """The validated task (blocking: decodes images; run it in a worker thread)."""
     request_id, settings = parse_settings(request)
     task_config = settings.apply(config)
-    images = decode_images(*_image_bytes(request, store), max_pixels=config.max_image_pixels)
+    defaults = task_config.face_stage().faces
+    face = face_options(request.face, defaults)
+    found = _image_bytes(request, store, defaults.max_character_images)
+    images = decode_images(
+        found.init,
+        found.mask,
+        found.character,
+        max_pixels=config.max_image_pixels,
+        characters=found.characters,
+        reference=found.reference,
+    )
+    check_face_inputs(face, images)
     return Task(
         request_id=request_id,
         images=images,
@@ -119,4 +227,5 @@ def parse_request(
         config=task_config,
         deadline=task_deadline(config, time_remaining_s),
         return_candidate_images=request.return_candidate_images,
+        face=face,
     )

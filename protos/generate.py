@@ -35,9 +35,17 @@ def generate(out: Path, protos: Path = PROTOS) -> list[Path]:
     for stale in target.glob("*_pb2*.py*"):
         stale.unlink()
     files = [str(p.relative_to(protos)) for p in proto_files(protos)]
+    # The well-known types (google/protobuf/duration.proto, ...) ship with grpcio-tools; google.rpc's
+    # (status.proto, error_details.proto) with googleapis-common-protos.
+    well_known = Path(protoc.__file__).parent / "_proto"
+    import google.rpc.status_pb2 as status_pb2  # type: ignore[import-untyped]
+
+    googleapis = Path(status_pb2.__file__).parents[2]
     args = [
         "grpc_tools.protoc",
         f"-I{protos}",
+        f"-I{well_known}",
+        f"-I{googleapis}",
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",

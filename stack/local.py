@@ -47,6 +47,7 @@ class Ports:
     moondream_metrics: int = 9462
     orchestrator: int = 50050
     orchestrator_metrics: int = 9460
+    gateway: int = 8080
 
     @classmethod
     def free(cls) -> Ports:
@@ -92,6 +93,7 @@ class StackConfig:
     ports: Ports = field(default_factory=Ports)
     device: str = "cpu"
     orchestrator: bool = True
+    gateway: bool = False  # the HTTP/JSON gateway and console in front of the orchestrator (`make console`)
     triton_repository: Path = REPO_ROOT / "triton_models"
     qwen_model: Path | None = None  # None: real weights if present, else the stand-in
     moondream_model: Path | None = None
@@ -133,7 +135,7 @@ def moondream_model_dir(config: StackConfig) -> tuple[Path, str, bool]:
     return standin, "transformers-vlm", True
 
 
-def plan(config: StackConfig) -> list[ServiceSpec]:
+def plan(config: StackConfig, run_dir: Path) -> list[ServiceSpec]:
     p = config.ports
     qwen_dir, qwen_standin = qwen_model_dir(config)
     # A random-weight stand-in's output is noise at any size: on stand-ins, condition and edit small
@@ -186,10 +188,22 @@ def plan(config: StackConfig) -> list[ServiceSpec]:
                     f"--port={p.orchestrator}", f"--metrics-port={p.orchestrator_metrics}",
                     f"--triton.url=127.0.0.1:{p.triton_grpc}", f"--triton.repository={config.triton_repository}",
                     f"--qwen-edit.target=127.0.0.1:{p.qwen_edit}", f"--moondream.target=127.0.0.1:{p.moondream}",
+                    f"--operations.state-dir={run_dir / 'operations'}",
                     *orchestrator_small, *config.extra_orchestrator_args,
                 ],
                 f"grpc:127.0.0.1:{p.orchestrator}",
                 env=dict(config.orchestrator_env),
+            )
+        )  # fmt: skip
+    if config.orchestrator and config.gateway:
+        specs.append(
+            ServiceSpec(
+                "gateway",
+                [
+                    _python(".venv"), "-m", "gateway",
+                    f"--port={p.gateway}", f"--orchestrator=127.0.0.1:{p.orchestrator}",
+                ],
+                f"http:http://127.0.0.1:{p.gateway}/healthz",
             )
         )  # fmt: skip
     return specs
@@ -254,7 +268,7 @@ class Stack:
 
     def up(self, progress: bool = True) -> Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        specs = plan(self.config)
+        specs = plan(self.config, self.run_dir)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)
         try:
@@ -291,6 +305,8 @@ class Stack:
                     pending.remove(service)
                     if progress:
                         print(f"  {service.name:12s} healthy ({service.health})", flush=True)
+                    if progress and service.name == "gateway":
+                        print(f"  console: http://127.0.0.1:{self.config.ports.gateway}/console/", flush=True)
             if pending and time.monotonic() > deadline:
                 names = ", ".join(s.name for s in pending)
                 raise StackError(f"not healthy after {self.config.ready_timeout_s:.0f} s: {names}")

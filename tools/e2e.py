@@ -32,7 +32,7 @@ from inpaint.v1 import image_pb2
 from PIL import Image
 
 from orchestrator import sample_photos
-from orchestrator.client import InpaintClient, task_request
+from orchestrator.client import InpaintClient, task_request, timings_s
 from stack.local import Stack, StackConfig
 from tools.evaluation.dlib_faces import detect_faces, face_descriptor
 
@@ -116,7 +116,7 @@ def run_task(client: InpaintClient, task: E2ETask, threshold: float, timeout_s: 
         return outcome
     outcome.returned = True
     outcome.best_id = response.best_candidate_id
-    outcome.timings_s = {k: round(v, 3) for k, v in response.timings_seconds.items()}
+    outcome.timings_s = {k: round(v, 3) for k, v in timings_s(response).items()}
     outcome.stand_in_models = list(response.stand_in_models)
     result = _decode(response.image)
     used_mask = _decode(response.refined_mask)[..., 0] > 127

@@ -16,6 +16,7 @@ import numpy as np
 from insightface.model_zoo.scrfd import SCRFD
 from insightface.utils import face_align
 
+from orchestrator.faces.pixel_boost import merge_tiles, split_tiles, tiles_per_side
 from orchestrator.faces.triton_client import TritonModels
 from orchestrator.search.deadline import Deadline
 from servers.triton.contracts import (
@@ -119,9 +120,14 @@ class FaceAnalyzer:
 
     def add_embeddings(self, image: np.ndarray, faces: list[Face], deadline: Deadline | None = None) -> None:
         """Fill each face's ArcFace embedding from its aligned 112 crop, in one batched request."""
-        if not faces:
+        self.add_embeddings_of([(image, f) for f in faces], deadline)
+
+    def add_embeddings_of(self, pairs: list[tuple[np.ndarray, Face]], deadline: Deadline | None = None) -> None:
+        """Fill the embedding of faces from several images (each face with its image), in one batched request."""
+        if not pairs:
             return
-        crops = [face_align.norm_crop(image, f.kps, ARCFACE_INPUT) for f in faces]
+        faces = [face for _, face in pairs]
+        crops = [face_align.norm_crop(image, f.kps, ARCFACE_INPUT) for image, f in pairs]
         names = self.models.config.models
         out = self.models.infer(
             names.recognition, {ARCFACE_INPUT_NAME: _blob(crops, 127.5, 127.5)}, [ARCFACE_OUTPUT_NAME], deadline
@@ -130,20 +136,36 @@ class FaceAnalyzer:
             face.embedding = embedding.astype(np.float32)
 
     def swap(
-        self, image: np.ndarray, target: Face, source_embedding: np.ndarray, deadline: Deadline | None = None
+        self,
+        image: np.ndarray,
+        target: Face,
+        source_embedding: np.ndarray,
+        deadline: Deadline | None = None,
+        size: int = SWAPPER_INPUT,
     ) -> SwapOutput:
-        """Put the identity `source_embedding` on `target` and paste the 128 crop back."""
-        crop, matrix = align_crop(image, target.kps, SWAPPER_INPUT)
+        """Put the identity `source_embedding` on `target` and paste the crop back.
+
+        `size` above 128 is pixel boost: the aligned crop of that size goes to inswapper as its
+        (size/128)^2 sub-pixel tiles, all in one batched request, and is reassembled before pasting.
+        """
+        crop, matrix = align_crop(image, target.kps, size)
+        pasted, support = paste_back(image, self.swap_crop(crop, source_embedding, deadline), matrix)
+        return SwapOutput(image=pasted, support=support)
+
+    def swap_crop(self, crop: np.ndarray, source_embedding: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
+        """Swap an aligned crop of 128*k px: its k*k sub-pixel tiles in one batched request, reassembled."""
+        k = tiles_per_side(crop.shape[0])
+        tiles = split_tiles(crop, k)
         names = self.models.config.models
+        source = np.repeat(source_embedding.reshape(1, -1).astype(np.float32), len(tiles), axis=0)
         out = self.models.infer(
             names.swapper,
-            {SWAPPER_TARGET_NAME: _blob([crop], 0.0, 255.0), SWAPPER_SOURCE_NAME: source_embedding.reshape(1, -1)},
+            {SWAPPER_TARGET_NAME: _blob(list(tiles), 0.0, 255.0), SWAPPER_SOURCE_NAME: source},
             [SWAPPER_OUTPUT_NAME],
             deadline,
         )[SWAPPER_OUTPUT_NAME]
-        swapped = np.clip(np.rint(out[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
-        pasted, support = paste_back(image, swapped, matrix)
-        return SwapOutput(image=pasted, support=support)
+        swapped_tiles = np.clip(np.rint(out.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8)
+        return merge_tiles(swapped_tiles, k)
 
 
 def align_crop(image: np.ndarray, kps: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,18 @@
-"""Which detected face is the target, and which is the character. Pure functions."""
+"""Which detected face is the target, and which is the character. Pure functions.
+
+The target is chosen as the request asks (`TargetChoice`): the face the mask overlaps most (the
+default with a mask), the face at an index (numbered left to right), the largest (the default
+without a mask), or the face most similar to a reference photo's face.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from orchestrator.errors import NoFaceError
+from orchestrator.errors import InvalidInputError, NoFaceError
 from orchestrator.faces.analysis import Face
+from orchestrator.faces.identity import normalise
+from orchestrator.faces.options import TargetChoice
 
 
 def mask_overlap(face: Face, mask: np.ndarray) -> int:
@@ -29,8 +36,55 @@ def choose_target_face(faces: list[Face], mask: np.ndarray) -> Face:
     return best
 
 
-def choose_character_face(faces: list[Face]) -> Face:
-    """The largest detected face of the character image."""
+def largest_face(faces: list[Face], image: str) -> Face:
+    """The largest face (ties: higher detection score); NoFaceError names the image when there is none."""
     if not faces:
-        raise NoFaceError("character_image", "no face was detected")
+        raise NoFaceError(image, "no face was detected")
     return max(faces, key=lambda f: (f.area, f.score))
+
+
+def choose_character_face(faces: list[Face], image: str = "character_image") -> Face:
+    """The largest detected face of a character photo."""
+    return largest_face(faces, image)
+
+
+def left_to_right(faces: list[Face]) -> list[Face]:
+    """The faces numbered as FACE_TARGET_INDEX counts them: by their boxes' left edge, then top edge."""
+    return sorted(faces, key=lambda f: (float(f.bbox[0]), float(f.bbox[1])))
+
+
+def face_at_index(faces: list[Face], index: int) -> Face:
+    if not faces:
+        raise NoFaceError("init_image", "no face was detected")
+    if not 0 <= index < len(faces):
+        raise InvalidInputError(
+            "face.target_index", f"is {index} but init_image has {len(faces)} face(s) (indices 0..{len(faces) - 1})"
+        )
+    return left_to_right(faces)[index]
+
+
+def most_similar_face(faces: list[Face], reference: np.ndarray, min_cosine: float) -> tuple[Face, float]:
+    """The face (with its embedding) most similar to the reference embedding, and that similarity.
+
+    InvalidInputError names `images.reference_face` when no face reaches `min_cosine`.
+    """
+    if not faces:
+        raise NoFaceError("init_image", "no face was detected")
+    wanted = normalise(reference)
+    similarities = []
+    for face in faces:
+        if face.embedding is None:
+            raise ValueError("every face needs its embedding to be compared with the reference")
+        similarities.append(float(normalise(face.embedding) @ wanted))
+    best = int(np.argmax(similarities))
+    if similarities[best] < min_cosine:
+        raise InvalidInputError(
+            "images.reference_face",
+            f"matches none of the {len(faces)} face(s) in init_image: the best cosine similarity is "
+            f"{similarities[best]:.2f} (< {min_cosine:.2f})",
+        )
+    return faces[best], similarities[best]
+
+
+def needs_mask(choice: TargetChoice) -> bool:
+    return choice is TargetChoice.MASK_OVERLAP

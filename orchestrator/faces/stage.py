@@ -1,23 +1,48 @@
-"""The face stage: find the faces, refine the mask, swap the identity, blend.
+"""The face stage: find the faces, refine (or build) the mask, keep hair and occluders, swap the identity,
+match colour, blend.
 
-    init, mask, character -> FaceStageResult(refined mask, raw swap, blended image, faces, timings)
+    init, mask or None, character photos -> FaceStageResult(refined mask, raw swap, blended image, faces,
+                                                            identity, what was applied, timings)
 
 The blended image is the EACPS search's seed-0 candidate (g0) and what the service returns when no
-refinement wins; the raw swap (hard-edged paste) is kept for inspection.
+refinement wins; the raw swap (hard-edged paste) is kept for inspection. `applied` records, for the
+ledger and the contact sheet, which of the face features ran and how (target choice, photos,
+colour match, swap size, the colour difference across the mask's edge).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
-from orchestrator.faces.selection import choose_character_face, choose_target_face
-from orchestrator.imaging.blend import BlendConfig, feather_blend
-from orchestrator.imaging.masks import MaskRefinement, MaskRefinementConfig, refine_mask
+from orchestrator.faces.identity import Identity, mean_identity
+from orchestrator.faces.options import FaceDefaults, FaceOptions, TargetChoice
+from orchestrator.faces.parsing import FaceRegions, face_regions
+from orchestrator.faces.selection import (
+    choose_character_face,
+    choose_target_face,
+    face_at_index,
+    largest_face,
+    most_similar_face,
+)
+from orchestrator.imaging.blend import BlendConfig, erode, feather_blend
+from orchestrator.imaging.colour import edge_delta_e, match_colour
+from orchestrator.imaging.masks import (
+    MaskRefinement,
+    MaskRefinementConfig,
+    face_mask_from_landmarks,
+    features_mask,
+    keep_from_init,
+    landmark_hull,
+    refine_mask,
+)
 from orchestrator.search.deadline import Deadline
+
+Scalar = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -25,18 +50,21 @@ class FaceStageConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     mask: MaskRefinementConfig = field(default_factory=MaskRefinementConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    faces: FaceDefaults = field(default_factory=FaceDefaults)
 
 
 @dataclass
 class FaceStageResult:
     mask: MaskRefinement
-    raw_swap: np.ndarray  # init with the swapped crop pasted back (hard edge)
+    raw_swap: np.ndarray  # init with the swapped crop pasted back (hard edge), colour matched when asked
     blended: np.ndarray  # the raw swap feathered into init inside the refined mask; candidate g0
     swap_support: np.ndarray  # bool (H, W): where the pasted crop has valid pixels
     target: Face
-    character: Face
+    character: Face  # the main (first) photo's face, with its own embedding
     timings_s: dict[str, float]
     standin: bool  # True when any model that produced this ran on random stand-in weights
+    identity: np.ndarray | None = None  # (512,) unit: the normalised mean of every photo's embedding
+    applied: dict[str, Scalar] = field(default_factory=dict)  # what the face features did, for the ledger
 
 
 class _Clock:
@@ -50,6 +78,26 @@ class _Clock:
         self._last = now
 
 
+def photo_labels(count: int, listed: bool) -> list[str]:
+    """How errors name each character photo: the single field, or the list's items."""
+    return [f"images.character_images[{i}]" for i in range(count)] if listed else ["character_image"]
+
+
+def skin_region(
+    refined: np.ndarray, target: Face, blend: BlendConfig, regions: FaceRegions | None = None
+) -> np.ndarray:
+    """The target's skin for colour statistics, inside the refined mask eroded past the feather's edge:
+    the parser's skin class when there is a parser, else the mask less the landmarks' eyes, brows and lips."""
+    inner = erode(refined, blend.erosion_px + 2)
+    if regions is not None:
+        parsed: np.ndarray = inner & regions.skin
+        return parsed
+    if target.landmarks is None:
+        return inner
+    skin: np.ndarray = inner & ~features_mask(target.landmarks, refined.shape)
+    return skin
+
+
 class FaceStage:
     def __init__(
         self, analyzer: FaceAnalyzer, config: FaceStageConfig = FaceStageConfig(), standin: bool = False
@@ -58,31 +106,130 @@ class FaceStage:
         self.config = config
         self.standin = standin
 
+    def choose_target(
+        self,
+        init: np.ndarray,
+        mask: np.ndarray | None,
+        options: FaceOptions,
+        reference: np.ndarray | None,
+        deadline: Deadline | None,
+    ) -> tuple[Face, dict[str, Scalar]]:
+        faces = self.analyzer.detect(init, deadline)
+        choice = options.target
+        if choice is TargetChoice.AUTO:
+            choice = TargetChoice.MASK_OVERLAP if mask is not None else TargetChoice.LARGEST
+        info: dict[str, Scalar] = {"target_choice": str(choice), "faces_in_init": len(faces)}
+        if choice is TargetChoice.MASK_OVERLAP:
+            if mask is None:
+                raise ValueError("a mask is required to choose the face by mask overlap")
+            return choose_target_face(faces, mask), info
+        if choice is TargetChoice.LARGEST:
+            return largest_face(faces, "init_image"), info
+        if choice is TargetChoice.INDEX:
+            if options.target_index is None:
+                raise ValueError("target_index is required to choose the face by index")
+            return face_at_index(faces, options.target_index), info
+        if reference is None:
+            raise ValueError("a reference photo is required to choose the face by reference")
+        wanted = largest_face(self.analyzer.detect(reference, deadline), "images.reference_face")
+        self.analyzer.add_embeddings_of([(reference, wanted)] + [(init, f) for f in faces], deadline)
+        assert wanted.embedding is not None
+        target, similarity = most_similar_face(faces, wanted.embedding, options.min_reference_cosine)
+        info["reference_cosine"] = round(similarity, 4)
+        return target, info
+
+    def character_identity(
+        self, characters: Sequence[np.ndarray], labels: Sequence[str], options: FaceOptions, deadline: Deadline | None
+    ) -> tuple[Face, Identity]:
+        """Every photo's largest face, embedded in one batched call; their mean identity."""
+        faces = [
+            choose_character_face(self.analyzer.detect(photo, deadline), label)
+            for photo, label in zip(characters, labels)
+        ]
+        self.analyzer.add_embeddings_of(list(zip(characters, faces)), deadline)
+        embeddings = [f.embedding for f in faces if f.embedding is not None]
+        return faces[0], mean_identity(embeddings, labels, options.min_identity_cosine)
+
     def run(
-        self, init: np.ndarray, mask: np.ndarray, character: np.ndarray, deadline: Deadline | None = None
+        self,
+        init: np.ndarray,
+        mask: np.ndarray | None,
+        character: np.ndarray | Sequence[np.ndarray],
+        deadline: Deadline | None = None,
+        options: FaceOptions | None = None,
+        reference: np.ndarray | None = None,
     ) -> FaceStageResult:
+        """`character` is one photo or several (`images.character_images`); `mask` None builds it from the face."""
+        options = options or FaceOptions.defaults(self.config.faces)
+        listed = not isinstance(character, np.ndarray)
+        characters: list[np.ndarray] = [character] if isinstance(character, np.ndarray) else list(character)
         clock = _Clock()
-        target = choose_target_face(self.analyzer.detect(init, deadline), mask)
+        target, applied = self.choose_target(init, mask, options, reference, deadline)
         self.analyzer.add_landmarks(init, [target], deadline)
         clock.lap("detect_target")
-        source = choose_character_face(self.analyzer.detect(character, deadline))
-        self.analyzer.add_embeddings(character, [source], deadline)
+        source, identity = self.character_identity(characters, photo_labels(len(characters), listed), options, deadline)
+        applied["character_photos"] = identity.photos
+        if identity.agreement:
+            applied["character_min_agreement"] = round(min(identity.agreement), 4)
         clock.lap("character_identity")
-        refinement = refine_mask(init, mask, target.landmarks, self.config.mask)
+        given = mask
+        if given is None:
+            assert target.landmarks is not None
+            given = face_mask_from_landmarks(
+                target.landmarks, target.kps, init.shape[:2], self.config.mask.max_extension
+            )
+        # Hair and occluders: the face parser and occluder when Triton serves them, else the skin-colour model.
+        faces = self.config.faces
+        regions = None
+        if self.config.mask.enabled and self.config.mask.exclude_hair:
+            regions = face_regions(self.analyzer, init, target, faces.parser_model, faces.occluder_model, deadline)
+        clock.lap("face_regions")
+        mask_config = replace(self.config.mask, exclude_hair=False) if regions else self.config.mask
+        refinement = refine_mask(init, given, target.landmarks, mask_config)
+        if regions is not None:
+            found_by = f"face parser {regions.parser}" + (f", occluder {regions.occluder}" if regions.occluder else "")
+            assert target.landmarks is not None
+            hull = landmark_hull(target.landmarks, init.shape[:2])
+            refinement = keep_from_init(refinement, regions.kept(hull), found_by)
+            applied["hair_model"] = "face parser"
+            applied["occluder"] = regions.occluder or "absent"
+        else:
+            applied["hair_model"] = "skin colour" if self.config.mask.exclude_hair else "off"
+        if mask is None:
+            refinement = replace(
+                refinement, reason=f"no mask given: built from the face's landmarks; {refinement.reason}"
+            )
+        applied["mask_source"] = "given" if mask is not None else "built from the face"
         clock.lap("refine_mask")
-        assert source.embedding is not None
-        swap = self.analyzer.swap(init, target, source.embedding, deadline)
+        swap = self.analyzer.swap(init, target, identity.embedding, deadline, size=options.swap_size)
+        applied["swap_size"] = options.swap_size
         clock.lap("swap")
+        region = refinement.mask & swap.support
+        swapped = swap.image
+        if options.colour_match:
+            skin = skin_region(region, target, self.config.blend, regions)
+            matched = match_colour(swapped, init, skin, swap.support)
+            swapped = matched.image
+            applied["colour_match"] = "applied" if matched.applied else f"skipped: {matched.reason}"
+        else:
+            applied["colour_match"] = "off"
+        clock.lap("colour_match")
         # Feather at the edge of the pasted crop too, where the mask reaches beyond it: no hard seam.
-        blended = feather_blend(init, swap.image, refinement.mask & swap.support, self.config.blend)
+        blended = feather_blend(init, swapped, region, self.config.blend)
         clock.lap("blend")
+        ring_px = self.config.blend.erosion_px + self.config.blend.feather_px
+        delta_e = edge_delta_e(blended, init, refinement.mask, ring_px)
+        if np.isfinite(delta_e):
+            applied["edge_delta_e"] = round(delta_e, 3)
         return FaceStageResult(
             mask=refinement,
-            raw_swap=swap.image,
+            raw_swap=swapped,
             blended=blended,
             swap_support=swap.support,
             target=target,
             character=source,
             timings_s=clock.timings,
             standin=self.standin,
+            identity=identity.embedding,
+            applied=applied,
         )

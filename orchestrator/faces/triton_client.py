@@ -88,6 +88,13 @@ class TritonModels:
         if missing:
             raise ModelUnavailableError("triton", f"models not ready on {self.config.url}: {', '.join(missing)}")
 
+    def serves(self, model: str) -> bool:
+        """Whether Triton has the model loaded and ready (a model the service can do without)."""
+        try:
+            return bool(self.client.is_model_ready(model, client_timeout=self.config.timeout_s))
+        except InferenceServerException:
+            return False
+
     def metadata(self, model: str) -> Any:
         with self._lock:
             if model not in self._metadata:

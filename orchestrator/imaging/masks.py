@@ -134,3 +134,65 @@ def refine_mask(
         hull_px=hull_px,
         hair_px_removed=removed,
     )
+
+
+# insightface's 2d106det mark-up (alignment/coordinate_reg, 2d106markup.jpg): 0-32 jaw contour, 33-42 and
+# 87-96 the eyes, 43-51 and 97-105 the brows, 52-71 the lips, 72-86 the nose.
+LANDMARK_106_FEATURES: dict[str, tuple[int, int]] = {
+    "left_eye": (33, 43),
+    "right_eye": (87, 97),
+    "left_brow": (43, 52),
+    "right_brow": (97, 106),
+    "mouth": (52, 72),
+}
+
+
+def face_mask_from_landmarks(
+    landmarks: np.ndarray, kps: np.ndarray, hw: tuple[int, int], reach: float = MaskRefinementConfig.max_extension
+) -> np.ndarray:
+    """The mask to start from when the request has none: the landmark hull swept up to the forehead.
+
+    The 106-point hull ends at the brows; the forehead above it is face too. "Up" is from the mouth
+    to the eyes (the 5 keypoints), and the sweep reaches `reach` hull heights, the same limit the
+    refinement keeps: refining this mask then drops hair by colour, exactly as for a drawn mask.
+    """
+    points = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    eyes, mouth = kps[:2].mean(axis=0), kps[3:5].mean(axis=0)
+    up = eyes - mouth
+    length = float(np.linalg.norm(up))
+    hull = landmark_hull(points, hw)
+    if length == 0.0 or not hull.any():
+        return hull
+    height = float(np.ptp(np.nonzero(hull)[0]) + 1)
+    swept = np.concatenate([points, points + up / length * reach * height])
+    return landmark_hull(swept, hw)
+
+
+def features_mask(landmarks: np.ndarray, hw: tuple[int, int], grow_px: int = 3) -> np.ndarray:
+    """Eyes, brows and lips (the 106-point groups' hulls, grown by `grow_px`): not skin. bool (H, W)."""
+    mask = np.zeros(hw, dtype=bool)
+    if len(landmarks) != 106:
+        return mask
+    for start, stop in LANDMARK_106_FEATURES.values():
+        mask |= landmark_hull(landmarks[start:stop], hw)
+    if grow_px > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1, 2 * grow_px + 1))
+        mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    return mask
+
+
+def keep_from_init(refinement: MaskRefinement, kept: np.ndarray, source: str) -> MaskRefinement:
+    """The refinement less what must stay the init photo's (hair, hat, glasses, occluders, from `source`).
+
+    The given mask was refined without the skin-colour hair model, which this replaces.
+    """
+    mask = refinement.mask & ~kept
+    removed = int(refinement.mask.sum() - mask.sum())
+    head = refinement.reason.split("; ")[0]
+    return MaskRefinement(
+        mask,
+        refinement.refined,
+        f"{head}; {removed} px of hair, hat, glasses or occluders kept from init_image ({source})",
+        hull_px=refinement.hull_px,
+        hair_px_removed=removed,
+    )

@@ -480,6 +480,11 @@ class QwenEditModel:
                     "mask_image": mask if mask is not None else Image.new("L", condition.size, 255),
                     "strength": job.strength if job.strength is not None else 1.0,
                     "latents": noise,
+                    # The inpainting pipeline *samples* the VAE posterior of the condition image and of the
+                    # masked image (the edit pipeline takes its mode): without a generator that draw comes from
+                    # torch's global RNG and every call differs. One fixed generator, used once per call for
+                    # batch-1 images that are then repeated, makes it the same draw whatever the seeds or batch.
+                    "generator": torch.Generator("cpu").manual_seed(0),
                 }
             else:
                 packed = self._edit._pack_latents(noise, len(seeds), noise.shape[2], noise.shape[3], noise.shape[4])

@@ -1,4 +1,5 @@
-"""The Triton model repository's contracts: what each InsightFace model takes and gives, written once.
+"""The Triton model repository's contracts: what each model (InsightFace's four, FaceFusion's face parser
+and occluder) takes and gives, written once.
 
 The runtime (the orchestrator's Triton client, the Triton launcher) and the dev tooling (the stand-in
 generator and the preparation command under `tools.models`) all read the model and tensor names from
@@ -34,6 +35,13 @@ class ModelContract:
     # What the served model asks clients to send, as (mean, std): (pixel - mean) / std, RGB. None where
     # the client sends something else (SCRFD's own class normalises; inswapper takes pixels / 255).
     input_normalisation: tuple[float, float] | None = None
+    # Where the source file fixes the leading dimension that the served model leaves free (inswapper's
+    # file takes exactly one crop; the prepared model a batch), the file's value of it.
+    source_batch: int | None = None
+
+    def source_shape(self, spec: TensorSpec) -> tuple[int, ...]:
+        """A tensor's shape in the source file (the served shape unless the file fixes its batch)."""
+        return spec.shape if self.source_batch is None else (self.source_batch, *spec.shape[1:])
 
 
 SCRFD_STRIDES = (8, 16, 32)
@@ -52,6 +60,13 @@ ARCFACE_OUTPUT_NAME = "683"
 SWAPPER_TARGET_NAME = "target"
 SWAPPER_SOURCE_NAME = "source"
 SWAPPER_OUTPUT_NAME = "output"
+
+# FaceFusion feeds both mask models a tensor named "input" (facefusion/face_masker.py); the real files'
+# output names are not published, so preparation renames each one's single output to these.
+PARSER_INPUT_NAME = "input"
+PARSER_OUTPUT_NAME = "output"
+OCCLUDER_INPUT_NAME = "input"
+OCCLUDER_OUTPUT_NAME = "output"
 
 DET_10G = ModelContract(
     triton_name="det_10g",
@@ -81,15 +96,64 @@ ARCFACE_W600K = ModelContract(
     input_normalisation=(127.5, 127.5),
 )
 
+# The real file fixes its batch to 1; the prepared model takes any number of crops in one request
+# (pixel boost's sub-pixel tiles) and runs the original graph once per crop (see
+# tools.models.prepare.batch_by_scan). Triton's dynamic batcher stays off: a request carries its own batch.
 INSWAPPER_128 = ModelContract(
     triton_name="inswapper_128",
     source_path="inswapper_128.onnx",
-    inputs=(TensorSpec(SWAPPER_TARGET_NAME, (1, 3, 128, 128)), TensorSpec(SWAPPER_SOURCE_NAME, (1, 512))),
-    outputs=(TensorSpec(SWAPPER_OUTPUT_NAME, (1, 3, 128, 128)),),
+    inputs=(TensorSpec(SWAPPER_TARGET_NAME, (-1, 3, 128, 128)), TensorSpec(SWAPPER_SOURCE_NAME, (-1, 512))),
+    outputs=(TensorSpec(SWAPPER_OUTPUT_NAME, (-1, 3, 128, 128)),),
+    batchable=False,
+    source_batch=1,
+)
+
+# FaceFusion's face parser (BiSeNet on a ResNet-34, trained on CelebAMask-HQ): the aligned face at 512x512,
+# RGB, (pixel/255 - ImageNet mean) / ImageNet std (per channel, sent by the client); 19 class logits per pixel.
+FACE_PARSER = ModelContract(
+    triton_name="bisenet_resnet_34",
+    source_path="facefusion/bisenet_resnet_34.onnx",
+    inputs=(TensorSpec(PARSER_INPUT_NAME, (1, 3, 512, 512)),),
+    outputs=(TensorSpec(PARSER_OUTPUT_NAME, (1, 19, 512, 512)),),
     batchable=False,
 )
 
-ALL_MODELS: tuple[ModelContract, ...] = (DET_10G, LANDMARK_2D106, ARCFACE_W600K, INSWAPPER_128)
+# FaceFusion's occluder (DeepFaceLab's XSeg): the face crop at 256x256, NHWC, BGR pixel/255; per pixel the
+# probability that the face is visible there (0 where a hand, hair, glasses... cover it).
+FACE_OCCLUDER = ModelContract(
+    triton_name="xseg_1",
+    source_path="facefusion/xseg_1.onnx",
+    inputs=(TensorSpec(OCCLUDER_INPUT_NAME, (1, 256, 256, 3)),),
+    outputs=(TensorSpec(OCCLUDER_OUTPUT_NAME, (1, 256, 256, 1)),),
+    batchable=False,
+)
+
+# The face parser's classes (CelebAMask-HQ's 19, in the order FaceFusion's face_masker.py maps them).
+PARSER_CLASSES: tuple[str, ...] = (
+    "background",
+    "skin",
+    "left_brow",
+    "right_brow",
+    "left_eye",
+    "right_eye",
+    "glasses",
+    "left_ear",
+    "right_ear",
+    "earring",
+    "nose",
+    "mouth",
+    "upper_lip",
+    "lower_lip",
+    "neck",
+    "necklace",
+    "cloth",
+    "hair",
+    "hat",
+)
+
+INSIGHTFACE_MODELS: tuple[ModelContract, ...] = (DET_10G, LANDMARK_2D106, ARCFACE_W600K, INSWAPPER_128)
+FACE_MASK_MODELS: tuple[ModelContract, ...] = (FACE_PARSER, FACE_OCCLUDER)
+ALL_MODELS: tuple[ModelContract, ...] = INSIGHTFACE_MODELS + FACE_MASK_MODELS
 MODELS_BY_NAME = {m.triton_name: m for m in ALL_MODELS}
 
 # inswapper's trailing initializer: the projection of the ArcFace embedding that the graph expects
@@ -100,3 +164,4 @@ EMAP_SHAPE = (512, 512)
 # servers.triton.provenance, with everything else that says whether a model is real.)
 META_EMAP_FOLDED = "inpaint.emap_folded"
 META_INPUT_FOLDED = "inpaint.input_normalisation_folded"
+META_BATCH_SCAN = "inpaint.batch_by_scan"

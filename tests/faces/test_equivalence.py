@@ -32,7 +32,7 @@ from insightface.utils import face_align
 from orchestrator import sample_photos
 from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer, paste_back
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
-from servers.triton.contracts import ALL_MODELS, ARCFACE_W600K, DET_10G, INSWAPPER_128, LANDMARK_2D106
+from servers.triton.contracts import ARCFACE_W600K, DET_10G, INSIGHTFACE_MODELS, INSWAPPER_128, LANDMARK_2D106
 from stack.triton import TritonServer, TritonServerConfig
 from tests.conftest import copy_model_configs
 from tools.models.prepare import prepare_repository
@@ -45,7 +45,7 @@ PHOTOS = {"astronaut": sample_photos.astronaut, "group": sample_photos.group, "t
 
 
 def _weight_sets() -> list[str]:
-    real = all((REAL_WEIGHTS / c.source_path).is_file() for c in ALL_MODELS)
+    real = all((REAL_WEIGHTS / c.source_path).is_file() for c in INSIGHTFACE_MODELS)
     return ["standins", "real"] if real else ["standins"]
 
 

@@ -67,6 +67,31 @@ def test_a_crowd_larger_than_the_batch_limit_goes_in_chunks(analyzer: FaceAnalyz
         np.testing.assert_allclose(face.embedding, alone.embedding, rtol=1e-4, atol=1e-4)  # type: ignore[arg-type]
 
 
+def test_an_embedding_does_not_depend_on_what_shares_its_batch(analyzer: FaceAnalyzer, group_photo: np.ndarray) -> None:
+    """Scores, and so the search's winner, must not depend on which requests Triton batched together:
+    a face alone, inside a request of several, and among concurrent requests gets the same embedding,
+    bit for bit (the CPU runner runs each item on its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    faces = analyzer.detect(group_photo)[:5]
+    alone = dataclasses.replace(faces[0])
+    analyzer.add_embeddings(group_photo, [alone])
+    together = [dataclasses.replace(f) for f in faces]
+    analyzer.add_embeddings(group_photo, together)
+
+    def embed_one(_: int) -> np.ndarray:
+        face = dataclasses.replace(faces[0])
+        analyzer.add_embeddings(group_photo, [face])
+        assert face.embedding is not None
+        return face.embedding
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(embed_one, range(16)))
+    assert alone.embedding is not None
+    assert np.array_equal(together[0].embedding, alone.embedding)  # type: ignore[arg-type]
+    assert all(np.array_equal(e, alone.embedding) for e in concurrent)
+
+
 def test_outside_the_refined_mask_nothing_changes(result: FaceStageResult, astronaut: np.ndarray) -> None:
     changed = (result.blended != astronaut).any(axis=2)
     assert changed.any(), "the swap must change something"
@@ -88,7 +113,15 @@ def test_raw_swap_changes_only_the_pasted_crop(result: FaceStageResult, astronau
 def test_result_reports_faces_timings_and_stand_in(result: FaceStageResult) -> None:
     assert result.standin
     assert result.target.landmarks is not None and result.character.embedding is not None
-    assert set(result.timings_s) == {"detect_target", "character_identity", "refine_mask", "swap", "blend"}
+    assert set(result.timings_s) == {
+        "detect_target",
+        "character_identity",
+        "face_regions",
+        "refine_mask",
+        "swap",
+        "colour_match",
+        "blend",
+    }
     assert all(t >= 0 for t in result.timings_s.values())
     assert result.mask.reason
 

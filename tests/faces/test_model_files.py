@@ -15,12 +15,20 @@ import pytest
 from onnx import numpy_helper
 
 from bench.prepare_memory import measure_on_standins
-from servers.triton.contracts import ALL_MODELS, EMAP_SHAPE, INSWAPPER_128, LANDMARK_2D106
+from servers.triton.contracts import (
+    ALL_MODELS,
+    EMAP_SHAPE,
+    FACE_OCCLUDER,
+    FACE_PARSER,
+    INSWAPPER_128,
+    LANDMARK_2D106,
+)
 from servers.triton.provenance import is_standin, read_provenance
 from tests.conftest import copy_model_configs
 from tools.models import onnx_stream
 from tools.models.prepare import (
     PreparationError,
+    batch_by_scan,
     fold_emap,
     fold_input_normalisation,
     main,
@@ -41,14 +49,17 @@ def test_standin_has_the_real_contract(standin_weights: Path, contract) -> None:
     assert [o.name for o in session.get_outputs()] == [s.name for s in contract.outputs]
     for got, spec in zip(session.get_inputs(), contract.inputs):
         assert got.type == "tensor(float)"
-        assert [d if isinstance(d, int) else -1 for d in got.shape] == list(spec.shape)
+        assert [d if isinstance(d, int) else -1 for d in got.shape] == list(contract.source_shape(spec))
     feeds = {
-        s.name: np.random.default_rng(0).random([d if d > 0 else 64 for d in s.shape], dtype=np.float32)
+        s.name: np.random.default_rng(0).random(
+            [d if d > 0 else 64 for d in contract.source_shape(s)], dtype=np.float32
+        )
         for s in contract.inputs
     }
     for out, spec in zip(session.run(None, feeds), contract.outputs):
         assert out.dtype == np.float32
-        assert all(want in (-1, got) for got, want in zip(out.shape, spec.shape)), (out.shape, spec.shape)
+        shape = contract.source_shape(spec)
+        assert all(want in (-1, got) for got, want in zip(out.shape, shape)), (out.shape, shape)
     model = onnx.load(str(standin_weights / contract.source_path))
     assert is_standin({p.key: p.value for p in model.metadata_props})
 
@@ -107,8 +118,37 @@ def test_prepare_rejects_an_unmarked_file_with_the_wrong_checksum(standin_weight
     model = onnx.load(str(path))
     del model.metadata_props[:]  # now it claims to be the real file
     onnx.save(model, str(path))
-    with pytest.raises(PreparationError, match=r"w600k_r50: .* has SHA-256 .* expected 4c06341c"):
+    with pytest.raises(PreparationError, match=r"w600k_r50: .* is not the published file \(SHA-256 4c06341c"):
         prepare_repository(weights, copy_model_configs(tmp_path / "repo"))
+
+
+def test_facefusion_files_are_checked_by_size_and_crc32(standin_weights: Path, tmp_path: Path) -> None:
+    """FaceFusion publishes a CRC32 per file, not a SHA-256: an unmarked file must match that."""
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / FACE_PARSER.source_path
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    with pytest.raises(PreparationError, match=r"bisenet_resnet_34: .* \(93632546 bytes with CRC32 35d17a50\)"):
+        prepare_repository(weights, copy_model_configs(tmp_path / "repo"))
+
+
+def test_a_mask_model_output_is_served_under_the_contract_name(standin_weights: Path, tmp_path: Path) -> None:
+    """The real files' output names are not published; preparation serves the single output as `output`."""
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / FACE_OCCLUDER.source_path
+    model = onnx.load(str(path))
+    model.graph.output[0].name = "sigmoid_out"
+    model.graph.node[-1].output[0] = "sigmoid_out"
+    onnx.save(model, str(path))
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(weights, repository)
+    prepared = onnx.load(str(repository / "xseg_1" / "1" / "model.onnx"))
+    assert [o.name for o in prepared.graph.output] == ["output"]
+    assert {p.key: p.value for p in prepared.metadata_props}["inpaint.output_renamed_from"] == "sigmoid_out"
+    session = _session(repository / "xseg_1" / "1" / "model.onnx")
+    out = session.run(None, {"input": np.zeros((1, 256, 256, 3), np.float32)})[0]
+    assert out.shape == (1, 256, 256, 1)
 
 
 def test_prepare_rejects_a_file_with_another_contract(standin_weights: Path, tmp_path: Path) -> None:
@@ -180,9 +220,36 @@ def test_a_prepared_file_equals_the_source_with_the_changes_preparation_made(
     assert [numpy_helper.to_array(t).tobytes() for t in prepared.graph.initializer] == [
         numpy_helper.to_array(t).tobytes() for t in source.graph.initializer
     ]
-    assert prepared.graph.output == source.graph.output
-    expected = fold_emap(source)
+    assert [o.name for o in prepared.graph.output] == [o.name for o in source.graph.output]
+    expected = batch_by_scan(fold_emap(source), INSWAPPER_128)
     assert prepared.graph.node == expected.graph.node
+    assert prepared.graph.output == expected.graph.output
+
+
+def test_the_prepared_inswapper_takes_a_batch_and_swaps_each_item_as_the_original_does(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    """The file fixes its batch to 1 (the stand-in, like a fixed-batch export, reshapes with that 1);
+    the prepared model runs a batch of tiles in one call, each exactly as the original graph would."""
+    source_path = standin_weights / INSWAPPER_128.source_path
+    assert _session(source_path).get_inputs()[0].shape[0] == 1
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(standin_weights, repository)
+    prepared = _session(repository / "inswapper_128" / "1" / "model.onnx")
+    assert [i.shape[0] for i in prepared.get_inputs()] == ["N", "N"]
+    folded_path = tmp_path / "folded.onnx"
+    onnx.save(fold_emap(onnx.load(str(source_path))), str(folded_path))
+    original = _session(folded_path)
+    rng = np.random.default_rng(2)
+    target = rng.random((16, 3, 128, 128), dtype=np.float32)
+    embedding = (rng.standard_normal((16, 512)) * 20).astype(np.float32)
+    batched = prepared.run(None, {"target": target, "source": embedding})[0]
+    assert batched.shape == (16, 3, 128, 128)
+    for i in range(16):
+        one = original.run(None, {"target": target[i : i + 1], "source": embedding[i : i + 1]})[0]
+        np.testing.assert_allclose(batched[i : i + 1], one, atol=1e-6)  # up to float rounding
+    with pytest.raises(PreparationError, match="already runs over a batch"):
+        batch_by_scan(onnx.load(str(repository / "inswapper_128" / "1" / "model.onnx")), INSWAPPER_128)
 
 
 def test_streamed_load_leaves_large_initializers_in_the_file_and_saves_an_identical_model(

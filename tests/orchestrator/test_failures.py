@@ -62,7 +62,7 @@ def test_qwen_edit_down_returns_the_raw_swap_flagged(doomed: LiveStack) -> None:
     assert result.best_candidate_id == "g0"
     assert result.degraded
     assert any(note.startswith("global stage failed") and "qwen-edit" in note for note in result.notes), result.notes
-    failed = [c for c in result.candidates if c.status == "generation_failed"]
+    failed = [c for c in result.candidates if c.status == inpaint_pb2.CANDIDATE_STATUS_GENERATION_FAILED]
     assert len(failed) == 2
 
 

@@ -29,9 +29,12 @@ def test_the_same_request_and_seed_give_byte_identical_results(live: LiveStack) 
     assert not first.replayed and not second.replayed, "two runs, not a replay"
     assert first.best_candidate_id == second.best_candidate_id
     assert first.image.data == second.image.data
-    assert [(c.candidate_id, c.seed, c.potential) for c in first.candidates] == [
-        (c.candidate_id, c.seed, c.potential) for c in second.candidates
-    ]
+
+    def scores(response: inpaint_pb2.InpaintResponse) -> list[tuple[str, int, str, str, float]]:
+        return [(c.candidate_id, c.seed, s.signal, s.source, s.value) for c in response.candidates for s in c.scores]
+
+    assert scores(first) == scores(second)
+    assert [c.potential for c in first.candidates] == [c.potential for c in second.candidates]
     images_a = {c.candidate_id: c.image.data for c in first.candidate_images}
     images_b = {c.candidate_id: c.image.data for c in second.candidate_images}
     assert images_a == images_b

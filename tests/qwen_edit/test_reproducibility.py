@@ -44,3 +44,15 @@ def test_the_same_request_twice_is_byte_identical(any_stub: qwen_edit_pb2_grpc.Q
     second = any_stub.Edit(edit_request(seeds=[3, 5, 9], image=noise_image()), timeout=120)
 
     assert [i.image.data for i in first.images] == [i.image.data for i in second.images]
+
+
+def test_a_masked_edit_is_reproducible_and_batch_invariant(stub: qwen_edit_pb2_grpc.QwenEditServiceStub) -> None:
+    """The orchestrator always sends the refined mask (the inpainting pipeline, which samples the VAE posterior
+    of its condition images): before, every call drew that sample from torch's global RNG and differed."""
+    mask = encode(np.full((64, 64, 3), 255, dtype=np.uint8))
+    first = stub.Edit(edit_request(seeds=[3, 5, 9], image=noise_image(), mask=mask), timeout=120)
+    second = stub.Edit(edit_request(seeds=[3, 5, 9], image=noise_image(), mask=mask), timeout=120)
+    alone = stub.Edit(edit_request(seeds=[5], image=noise_image(), mask=mask), timeout=120)
+
+    assert [i.image.data for i in first.images] == [i.image.data for i in second.images]
+    assert first.images[1].image.data == alone.images[0].image.data

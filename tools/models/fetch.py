@@ -1,10 +1,11 @@
-"""Download the real InsightFace weights, verify their checksums, lay them out for preparation.
+"""Download the real weights, verify their checksums, lay them out for preparation.
 
     python -m tools.models.fetch --out models/real
 
-Writes `buffalo_l/{det_10g,2d106det,w600k_r50}.onnx` and `inswapper_128.onnx`. Needs internet;
-where there is none it fails with a message saying so. Files already present with the right
-checksum are not downloaded again. The weights are InsightFace's, for non-commercial research only.
+Writes `buffalo_l/{det_10g,2d106det,w600k_r50}.onnx`, `inswapper_128.onnx` and FaceFusion's
+`facefusion/{bisenet_resnet_34,xseg_1}.onnx`. Needs internet; where there is none it fails with a
+message saying so. Files already present with the right checksum are not downloaded again. InsightFace's
+weights are for non-commercial research only; FaceFusion's carry their own licences (see manifest.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,17 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
-from tools.models.manifest import BUFFALO_L, FILE_SHA256, INSWAPPER, Download
-from tools.models.prepare import sha256_of
+from tools.models.manifest import BUFFALO_L, FACE_OCCLUDER_FILE, FACE_PARSER_FILE, FILE_SHA256, INSWAPPER, Download
+from tools.models.prepare import crc32_of, sha256_of
+
+FACEFUSION_FILES = {
+    "facefusion/bisenet_resnet_34.onnx": FACE_PARSER_FILE,
+    "facefusion/xseg_1.onnx": FACE_OCCLUDER_FILE,
+}
 
 CHUNK = 1 << 20
 
@@ -31,12 +39,14 @@ class FetchError(Exception):
 def _download(download: Download, target: Path, timeout_s: float = 60.0) -> None:
     """Stream the URL to target, checking size and SHA-256; show progress on stderr."""
     digest = hashlib.sha256()
+    crc32 = 0
     received = 0
     try:
         with urllib.request.urlopen(download.url, timeout=timeout_s) as response, target.open("wb") as out:
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 digest.update(chunk)
+                crc32 = zlib.crc32(chunk, crc32)
                 received += len(chunk)
                 print(
                     f"\r  {download.url.rsplit('/', 1)[-1]}: {received / 1e6:7.1f} / {download.size / 1e6:.1f} MB",
@@ -49,11 +59,12 @@ def _download(download: Download, target: Path, timeout_s: float = 60.0) -> None
             f"could not download {download.url} ({exc}). This needs internet access; on an offline machine "
             "copy buffalo_l/ and inswapper_128.onnx into the weights folder by hand, or use `make standins`."
         ) from exc
-    if received != download.size or digest.hexdigest() != download.sha256:
+    expected = f"SHA-256 {download.sha256}" if download.sha256 else f"CRC32 {download.crc32}"
+    got = f"SHA-256 {digest.hexdigest()}" if download.sha256 else f"CRC32 {crc32:08x}"
+    if received != download.size or got != expected:
         target.unlink(missing_ok=True)
         raise FetchError(
-            f"{download.url}: got {received} bytes with SHA-256 {digest.hexdigest()}, "
-            f"expected {download.size} bytes with SHA-256 {download.sha256}"
+            f"{download.url}: got {received} bytes with {got}, expected {download.size} bytes with {expected}"
         )
 
 
@@ -62,13 +73,24 @@ def _present(out: Path, relative: str, expected: dict[str, str]) -> bool:
     return path.is_file() and sha256_of(path) == expected[relative]
 
 
+def _matches(path: Path, download: Download) -> bool:
+    """The file is the download's: its size, and its SHA-256 or (where none is published) its CRC32."""
+    if not path.is_file() or path.stat().st_size != download.size:
+        return False
+    return sha256_of(path) == download.sha256 if download.sha256 else crc32_of(path) == download.crc32
+
+
 def fetch(
     out: Path,
     buffalo: Download = BUFFALO_L,
     inswapper: Download = INSWAPPER,
     expected: dict[str, str] = FILE_SHA256,
+    facefusion: Mapping[str, Download] = FACEFUSION_FILES,
 ) -> list[Path]:
-    """Make every real model file present and verified under out; return their paths."""
+    """Make every real model file present and verified under out; return their paths.
+
+    `facefusion` maps where each of FaceFusion's files goes (relative to out) to its download.
+    """
     (out / "buffalo_l").mkdir(parents=True, exist_ok=True)
     members = [f"buffalo_l/{name}" for name in buffalo.archive_members]
     if not all(_present(out, m, expected) for m in members):
@@ -88,6 +110,12 @@ def fetch(
         relative = str(path.relative_to(out))
         if sha256_of(path) != expected[relative]:
             raise FetchError(f"{path} does not match its published SHA-256 {expected[relative]}")
+    for relative, download in facefusion.items():
+        target = out / relative
+        if not _matches(target, download):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _download(download, target)
+        paths.append(target)
     return paths
 
 

@@ -10,6 +10,8 @@ what it did in `<repository>/provenance.json`.
 inswapper_128 is rewritten on the way: the real graph takes `normalize(normalize(e) @ emap)` as
 its `source`, where `emap` is the file's last initializer. The prepared graph computes that
 projection itself, so Triton clients send the plain ArcFace embedding `e` and need no weight file.
+The real graph also fixes its batch to 1; the prepared one runs it once per item of a batch (a Scan
+over the leading axis), so that pixel boost's tiles go to Triton in one request.
 Exports that normalise their own input (the MXNet 2d106det) get the contract's normalisation folded
 in front, so every client sends the same thing whichever export the file is.
 
@@ -26,7 +28,9 @@ import hashlib
 import os
 import shutil
 import sys
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -35,8 +39,10 @@ from onnx import helper, numpy_helper
 from servers.triton.contracts import (
     ALL_MODELS,
     EMAP_SHAPE,
+    FACE_MASK_MODELS,
     INSWAPPER_128,
     LANDMARK_2D106,
+    META_BATCH_SCAN,
     META_EMAP_FOLDED,
     META_INPUT_FOLDED,
     ModelContract,
@@ -44,7 +50,7 @@ from servers.triton.contracts import (
 )
 from servers.triton.provenance import PreparedModel, is_standin, write_provenance
 from tools.models import onnx_stream
-from tools.models.manifest import FILE_SHA256
+from tools.models.manifest import FILE_CRC32, FILE_SHA256
 
 CPU_RUNNER = Path(__file__).resolve().parents[2] / "servers" / "triton" / "onnx_cpu_model.py"
 
@@ -64,6 +70,24 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def crc32_of(path: Path) -> str:
+    """CRC32 as FaceFusion's .hash files write it (8 lowercase hex digits)."""
+    value = 0
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            value = zlib.crc32(chunk, value)
+    return f"{value:08x}"
+
+
+def verify_checksum(path: Path, relative: str, sha256: str) -> tuple[bool, str]:
+    """Whether the file is the published one, and what was expected: its SHA-256 where one is published,
+    else its size and CRC32 (FaceFusion's files)."""
+    if relative in FILE_SHA256:
+        return sha256 == FILE_SHA256[relative], f"SHA-256 {FILE_SHA256[relative]}"
+    size, crc32 = FILE_CRC32[relative]
+    return path.stat().st_size == size and crc32_of(path) == crc32, f"{size} bytes with CRC32 {crc32}"
 
 
 def _metadata(model: onnx.ModelProto) -> dict[str, str]:
@@ -102,6 +126,24 @@ def check_contract(model: onnx.ModelProto, contract: ModelContract, where: str) 
     inputs = [v for v in model.graph.input if v.name not in initializer_names]
     _check_tensors("inputs", inputs, contract.inputs, where)
     _check_tensors("outputs", list(model.graph.output), contract.outputs, where)
+
+
+def rename_single_output(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
+    """Give a one-output graph the contract's output name; returns `model`, changed in place.
+
+    FaceFusion reads its mask models' first output whatever it is called, and the real files' names are
+    not published; the served name is the contract's.
+    """
+    wanted = contract.outputs[0].name
+    if len(model.graph.output) != 1 or model.graph.output[0].name == wanted:
+        return model
+    old = model.graph.output[0].name
+    for node in model.graph.node:
+        node.input[:] = [wanted if n == old else n for n in node.input]
+        node.output[:] = [wanted if n == old else n for n in node.output]
+    model.graph.output[0].name = wanted
+    helper.set_model_props(model, {**_metadata(model), "inpaint.output_renamed_from": old})
+    return model
 
 
 def _prepend_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
@@ -154,6 +196,84 @@ def fold_emap(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _axes_zero(name: str, opset: int) -> tuple[list[onnx.NodeProto], dict[str, Any], list[str]]:
+    """Unsqueeze/Squeeze on axis 0: opset 13 takes the axes as an input, earlier opsets as an attribute."""
+    if opset < 13:
+        return [], {"axes": [0]}, []
+    constant = helper.make_node(
+        "Constant", [], [name], value=numpy_helper.from_array(np.array([0], np.int64), f"{name}_value"), name=name
+    )
+    return [constant], {}, [name]
+
+
+def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
+    """Make a graph that takes one item take a batch of them; returns `model`, changed in place.
+
+    The graph's nodes become the body of a Scan over the leading axis of every input: each item is
+    unsqueezed back to a batch of one, run through the unchanged nodes, and the outputs squeezed and
+    stacked. The real inswapper fixes its batch to 1 (declaring the dimension free would not do: a
+    graph exported that way may reshape with that 1 inside). The weights stay initializers of the
+    outer graph, which the body reads from its enclosing scope, so they are not copied.
+    """
+    where = contract.triton_name
+    if _metadata(model).get(META_BATCH_SCAN) == "true":
+        raise PreparationError(f"{where}: the graph already runs over a batch")
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 9:
+        raise PreparationError(f"{where}: opset {opset} has no batch-free Scan (needs opset 9 or later)")
+    graph = model.graph
+    initializer_names = {i.name for i in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in initializer_names]
+    # Names are single-assignment across scopes: inside the body the graph's own tensors get new names.
+    inner = {v.name: f"{v.name}_one" for v in [*inputs, *graph.output]}
+    for node in graph.node:
+        node.input[:] = [inner.get(n, n) for n in node.input]
+        node.output[:] = [inner.get(n, n) for n in node.output]
+    nodes, attrs, axes_input = _axes_zero("batch_axis", opset)
+    body_inputs, body_outputs = [], []
+    for value in inputs:
+        item = onnx.ValueInfoProto()
+        item.CopyFrom(value)
+        item.name = f"{value.name}_item"
+        del item.type.tensor_type.shape.dim[0]
+        body_inputs.append(item)
+        nodes.append(
+            helper.make_node(
+                "Unsqueeze", [item.name, *axes_input], [inner[value.name]], name=f"{value.name}_one", **attrs
+            )
+        )
+    nodes.extend(graph.node)
+    for value in graph.output:
+        item = onnx.ValueInfoProto()
+        item.CopyFrom(value)
+        item.name = f"{value.name}_item"
+        del item.type.tensor_type.shape.dim[0]
+        body_outputs.append(item)
+        nodes.append(
+            helper.make_node(
+                "Squeeze", [inner[value.name], *axes_input], [item.name], name=f"{value.name}_unbatch", **attrs
+            )
+        )
+    body = helper.make_graph(nodes, f"{where}_per_item", body_inputs, body_outputs, value_info=list(graph.value_info))
+    scan = helper.make_node(
+        "Scan",
+        [v.name for v in inputs],
+        [v.name for v in graph.output],
+        name=f"{where}_over_batch",
+        body=body,
+        num_scan_inputs=len(inputs),
+    )
+    del graph.node[:]
+    graph.node.append(scan)
+    del graph.value_info[:]
+    for value in [*inputs, *graph.output]:
+        first = value.type.tensor_type.shape.dim[0]
+        first.Clear()
+        first.dim_param = "N"
+    helper.set_model_props(model, {**_metadata(model), META_BATCH_SCAN: "true"})
+    return model
+
+
 def normalises_itself(model: onnx.ModelProto, contract: ModelContract) -> bool:
     """insightface's own test: a graph that starts by subtracting and multiplying takes raw pixels.
 
@@ -203,17 +323,19 @@ def _prepare(contract: ModelContract, source: Path, repository: Path, allow_unve
             f"{contract.triton_name}: {source} is not a readable ONNX file ({_one_line(exc)})"
         ) from exc
     standin = is_standin(_metadata(model))
-    expected_sha = FILE_SHA256[contract.source_path]
-    verified = source_sha == expected_sha
+    verified, expected = verify_checksum(source, contract.source_path, source_sha)
     if not standin and not verified and not allow_unverified:
         raise PreparationError(
-            f"{contract.triton_name}: {source} has SHA-256 {source_sha}, expected {expected_sha}; "
+            f"{contract.triton_name}: {source} (SHA-256 {source_sha}) is not the published file ({expected}); "
             "the download is corrupt or a different file (pass --allow-unverified to use it anyway)"
         )
+    if contract in FACE_MASK_MODELS:
+        rename_single_output(model, contract)
     check_contract(model, contract, where)
     emap_folded = contract is INSWAPPER_128
     if emap_folded:
         fold_emap(model)
+        batch_by_scan(model, contract)
     input_folded = contract.input_normalisation is not None and normalises_itself(model, contract)
     if input_folded:
         fold_input_normalisation(model, contract)
@@ -279,7 +401,9 @@ def prepare_repository(weights: Path, repository: Path, allow_unverified: bool =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, required=True, help="folder holding buffalo_l/ and inswapper_128.onnx")
+    parser.add_argument(
+        "--weights", type=Path, required=True, help="folder holding buffalo_l/, inswapper_128.onnx and facefusion/"
+    )
     parser.add_argument(
         "--repository", type=Path, default=Path("triton_models"), help="Triton model repository to fill"
     )
@@ -296,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             if p.standin
             else ("real, checksum ok" if p.checksum_verified else "real, UNVERIFIED")
         )
-        extra = ", emap folded" if p.emap_folded else ""
+        extra = ", emap folded, batched by Scan" if p.emap_folded else ""
         extra += ", input normalisation folded" if p.input_normalisation_folded else ""
         print(f"{p.name:14s} {kind}{extra} -> {args.repository / p.name / '1' / 'model.onnx'}")
     return 0

@@ -1,4 +1,5 @@
-"""Tiny random-weight stand-ins for the InsightFace files, with exactly the real contracts.
+"""Tiny random-weight stand-ins for the InsightFace files and FaceFusion's face parser and occluder, with
+exactly the real contracts.
 
 No weights can be downloaded here or in CI, so tests and the demo run the real loading, serving and
 client code on these. Their outputs are noise: every file carries the stand-in mark
@@ -6,8 +7,9 @@ client code on these. Their outputs are noise: every file carries the stand-in m
 
     python -m tools.models.standins --out models/standins
 
-writes `buffalo_l/{det_10g,2d106det,w600k_r50}.onnx` and `inswapper_128.onnx` (with its trailing,
-unused emap initializer, as in the real file) in the same layout `make models` produces.
+writes `buffalo_l/{det_10g,2d106det,w600k_r50}.onnx`, `inswapper_128.onnx` (with its trailing,
+unused emap initializer, as in the real file) and `facefusion/{bisenet_resnet_34,xseg_1}.onnx` in the
+same layout `make models` produces.
 
 Where the real files' form matters to the code that reads them, the stand-ins copy it: 2d106det is,
 like the real one, an old MXNet export (IR version 3, opset 9, every initializer also listed as a
@@ -30,6 +32,8 @@ from servers.triton.contracts import (
     ARCFACE_W600K,
     DET_10G,
     EMAP_SHAPE,
+    FACE_OCCLUDER,
+    FACE_PARSER,
     INSWAPPER_128,
     LANDMARK_2D106,
     SCRFD_ANCHORS_PER_CELL,
@@ -97,15 +101,18 @@ def _model(
     ir_version: int = IR_VERSION,
     opset: int = OPSET,
 ) -> onnx.ModelProto:
+    """The model with the source file's shapes (inswapper's file fixes its batch to 1, as the real one does)."""
     initializers = graph.initializers + (extra_initializers or [])
-    inputs = [_value_info(s) for s in contract.inputs]
+    specs_in = tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in contract.inputs)
+    specs_out = tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in contract.outputs)
+    inputs = [_value_info(s) for s in specs_in]
     if ir_version < 4:  # IR 3 requires every initializer to be a graph input as well
         inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers]
     g = helper.make_graph(
         graph.nodes,
         f"{contract.triton_name}_standin",
         inputs,
-        [_value_info(s) for s in contract.outputs],
+        [_value_info(s) for s in specs_out],
         initializer=initializers,
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="inpaint-standins")
@@ -191,6 +198,7 @@ def make_inswapper_128(rng: np.random.Generator, pad_to_bytes: int = 0) -> onnx.
     emap = numpy_helper.from_array(
         (rng.standard_normal(EMAP_SHAPE) / np.sqrt(EMAP_SHAPE[0])).astype(np.float32), "emap"
     )
+    # Batch 1 in the file, and a reshape that assumes it, as a fixed-batch export has.
     return _model(g, INSWAPPER_128, extra_initializers=[*_padding(g, pad_to_bytes - emap.ByteSize()), emap])
 
 
@@ -206,11 +214,40 @@ def _padding(g: _Graph, total_bytes: int, tensor_bytes: int = 4 << 20) -> list[o
     return padding
 
 
+def _upsample(g: _Graph, x: str, factor: int) -> str:
+    """Bilinear upsampling by an integer factor (Resize, opset 13: X, roi, scales)."""
+    roi = g.const(np.zeros((0,), np.float32), "roi")
+    scales = g.const(np.array([1, 1, factor, factor], np.float32), "scales")
+    return g.node("Resize", [x, roi, scales], mode="linear")
+
+
+def make_bisenet_resnet_34(rng: np.random.Generator) -> onnx.ModelProto:
+    """19 class logits per pixel of the 512 crop, smooth over 16 px blocks (so classes form regions)."""
+    g = _Graph(rng)
+    x = g.node("Relu", [g.conv(FACE_PARSER.inputs[0].name, 3, 8, 16, 16)])  # [1,8,32,32]
+    logits = g.conv(x, 8, 19, 1, 1)
+    g.node("Identity", [_upsample(g, logits, 16)], output=FACE_PARSER.outputs[0].name)
+    return _model(g, FACE_PARSER)
+
+
+def make_xseg_1(rng: np.random.Generator) -> onnx.ModelProto:
+    """NHWC in, NHWC visibility out; the bias makes the bundled photos' faces mostly visible with a few
+    covered patches (about a tenth), so that both answers occur."""
+    g = _Graph(rng)
+    nchw = g.node("Transpose", [FACE_OCCLUDER.inputs[0].name], perm=[0, 3, 1, 2])
+    x = g.node("Relu", [g.conv(nchw, 3, 4, 8, 8)])  # [1,4,32,32]
+    visible = g.node("Sigmoid", [g.conv(x, 4, 1, 1, 1, bias=-0.1)])
+    g.node("Transpose", [_upsample(g, visible, 8)], output=FACE_OCCLUDER.outputs[0].name, perm=[0, 2, 3, 1])
+    return _model(g, FACE_OCCLUDER)
+
+
 BUILDERS = {
     DET_10G: make_det_10g,
     LANDMARK_2D106: make_2d106det,
     ARCFACE_W600K: make_w600k_r50,
     INSWAPPER_128: make_inswapper_128,
+    FACE_PARSER: make_bisenet_resnet_34,
+    FACE_OCCLUDER: make_xseg_1,
 }
 
 

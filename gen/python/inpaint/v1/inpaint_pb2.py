@@ -22,50 +22,55 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from inpaint.v1 import image_pb2 as inpaint_dot_v1_dot_image__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18inpaint/v1/inpaint.proto\x12\ninpaint.v1\x1a\x16inpaint/v1/image.proto\"\xd8\x01\n\nTaskImages\x12%\n\ninit_image\x18\x01 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x1f\n\x04mask\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\x12*\n\x0f\x63haracter_image\x18\x03 \x01(\x0b\x32\x11.inpaint.v1.Image\x12+\n\x10\x63haracter_images\x18\x04 \x03(\x0b\x32\x11.inpaint.v1.Image\x12)\n\x0ereference_face\x18\x05 \x01(\x0b\x32\x11.inpaint.v1.Image\"\xaa\x02\n\x0c\x46\x61\x63\x65Settings\x12&\n\x06target\x18\x01 \x01(\x0e\x32\x16.inpaint.v1.FaceTarget\x12\x19\n\x0ctarget_index\x18\x02 \x01(\rH\x00\x88\x01\x01\x12 \n\x13min_identity_cosine\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12!\n\x14min_reference_cosine\x18\x04 \x01(\x02H\x02\x88\x01\x01\x12\x19\n\x0c\x63olour_match\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x16\n\tswap_size\x18\x06 \x01(\rH\x04\x88\x01\x01\x42\x0f\n\r_target_indexB\x16\n\x14_min_identity_cosineB\x17\n\x15_min_reference_cosineB\x0f\n\r_colour_matchB\x0c\n\n_swap_size\"\xea\x03\n\x0eSearchSettings\x12\x15\n\x08k_global\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x15\n\x08m_global\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x14\n\x07k_local\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1f\n\x12weight_consistency\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x1b\n\x0eweight_realism\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x1c\n\x0fweight_identity\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\rH\x06\x88\x01\x01\x12\x1b\n\x0etrue_cfg_scale\x18\x08 \x01(\x02H\x07\x88\x01\x01\x12\x17\n\nfeather_px\x18\t \x01(\x02H\x08\x88\x01\x01\x12\x17\n\nerosion_px\x18\n \x01(\rH\t\x88\x01\x01\x12\x11\n\x04seed\x18\x0b \x01(\x04H\n\x88\x01\x01\x42\x0b\n\t_k_globalB\x0b\n\t_m_globalB\n\n\x08_k_localB\x15\n\x13_weight_consistencyB\x11\n\x0f_weight_realismB\x12\n\x10_weight_identityB\x16\n\x14_num_inference_stepsB\x11\n\x0f_true_cfg_scaleB\r\n\x0b_feather_pxB\r\n\x0b_erosion_pxB\x07\n\x05_seed\"\xe0\x01\n\x0eInpaintRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06images\x18\x02 \x01(\x0b\x32\x16.inpaint.v1.TaskImagesH\x00\x12\x11\n\x07task_id\x18\x03 \x01(\tH\x00\x12,\n\x08settings\x18\x04 \x01(\x0b\x32\x1a.inpaint.v1.SearchSettings\x12\x1f\n\x17return_candidate_images\x18\x05 \x01(\x08\x12&\n\x04\x66\x61\x63\x65\x18\x06 \x01(\x0b\x32\x18.inpaint.v1.FaceSettingsB\x06\n\x04task\"C\n\x14StreamInpaintRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.inpaint.v1.InpaintRequest\"X\n\x05Score\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xdd\x01\n\tCandidate\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12 \n\x05stage\x18\x02 \x01(\x0e\x32\x11.inpaint.v1.Stage\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12!\n\x06scores\x18\x07 \x03(\x0b\x32\x11.inpaint.v1.Score\x12\x16\n\tpotential\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x64\x65graded\x18\t \x01(\x08\x42\x0c\n\n_potential\"1\n\x0eMaskRefinement\x12\x0f\n\x07refined\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x83\x04\n\x0fInpaintResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\'\n\x0crefined_mask\x18\x03 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x33\n\x0fmask_refinement\x18\x04 \x01(\x0b\x32\x1a.inpaint.v1.MaskRefinement\x12\x19\n\x11\x62\x65st_candidate_id\x18\x05 \x01(\t\x12)\n\ncandidates\x18\x06 \x03(\x0b\x32\x15.inpaint.v1.Candidate\x12\x13\n\x0bledger_json\x18\x07 \x01(\t\x12H\n\x0ftimings_seconds\x18\x08 \x03(\x0b\x32/.inpaint.v1.InpaintResponse.TimingsSecondsEntry\x12\x17\n\x0fstand_in_models\x18\t \x03(\t\x12\x10\n\x08\x64\x65graded\x18\n \x01(\x08\x12\r\n\x05notes\x18\x0b \x03(\t\x12\x10\n\x08replayed\x18\x0c \x01(\x08\x12\x34\n\x10\x63\x61ndidate_images\x18\r \x03(\x0b\x32\x1a.inpaint.v1.CandidateImage\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"H\n\x0e\x43\x61ndidateImage\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\"\xf7\x01\n\rProgressEvent\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.inpaint.v1.ProgressKind\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x03 \x01(\t\x12\x0f\n\x07planned\x18\x04 \x01(\r\x12\x11\n\tgenerated\x18\x05 \x01(\r\x12\x0e\n\x06scored\x18\x06 \x01(\r\x12\x16\n\tpotential\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12\x16\n\x0equeue_position\x18\n \x01(\rB\x0c\n\n_potential\"~\n\x15StreamInpaintResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.inpaint.v1.ProgressEventH\x00\x12-\n\x06result\x18\x02 \x01(\x0b\x32\x1b.inpaint.v1.InpaintResponseH\x00\x42\x07\n\x05\x65vent*\x92\x01\n\nFaceTarget\x12\x1b\n\x17\x46\x41\x43\x45_TARGET_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41\x43\x45_TARGET_MASK_OVERLAP\x10\x01\x12\x15\n\x11\x46\x41\x43\x45_TARGET_INDEX\x10\x02\x12\x17\n\x13\x46\x41\x43\x45_TARGET_LARGEST\x10\x03\x12\x19\n\x15\x46\x41\x43\x45_TARGET_REFERENCE\x10\x04*A\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_GLOBAL\x10\x01\x12\x0f\n\x0bSTAGE_LOCAL\x10\x02*\x8c\x02\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPROGRESS_KIND_STAGE_STARTED\x10\x01\x12%\n!PROGRESS_KIND_CANDIDATE_GENERATED\x10\x02\x12\"\n\x1ePROGRESS_KIND_CANDIDATE_SCORED\x10\x03\x12\x1f\n\x1bPROGRESS_KIND_STAGE_SKIPPED\x10\x04\x12\x1e\n\x1aPROGRESS_KIND_STAGE_FAILED\x10\x05\x12\x16\n\x12PROGRESS_KIND_DONE\x10\x06\x12\x18\n\x14PROGRESS_KIND_QUEUED\x10\x07\x32\xac\x01\n\x0eInpaintService\x12\x42\n\x07Inpaint\x12\x1a.inpaint.v1.InpaintRequest\x1a\x1b.inpaint.v1.InpaintResponse\x12V\n\rStreamInpaint\x12 .inpaint.v1.StreamInpaintRequest\x1a!.inpaint.v1.StreamInpaintResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18inpaint/v1/inpaint.proto\x12\ninpaint.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x16inpaint/v1/image.proto\"\xd8\x01\n\nTaskImages\x12%\n\ninit_image\x18\x01 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x1f\n\x04mask\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\x12*\n\x0f\x63haracter_image\x18\x03 \x01(\x0b\x32\x11.inpaint.v1.Image\x12+\n\x10\x63haracter_images\x18\x04 \x03(\x0b\x32\x11.inpaint.v1.Image\x12)\n\x0ereference_face\x18\x05 \x01(\x0b\x32\x11.inpaint.v1.Image\"\xaa\x02\n\x0c\x46\x61\x63\x65Settings\x12&\n\x06target\x18\x01 \x01(\x0e\x32\x16.inpaint.v1.FaceTarget\x12\x19\n\x0ctarget_index\x18\x02 \x01(\rH\x00\x88\x01\x01\x12 \n\x13min_identity_cosine\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12!\n\x14min_reference_cosine\x18\x04 \x01(\x02H\x02\x88\x01\x01\x12\x19\n\x0c\x63olour_match\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x16\n\tswap_size\x18\x06 \x01(\rH\x04\x88\x01\x01\x42\x0f\n\r_target_indexB\x16\n\x14_min_identity_cosineB\x17\n\x15_min_reference_cosineB\x0f\n\r_colour_matchB\x0c\n\n_swap_size\"\xea\x03\n\x0eSearchSettings\x12\x15\n\x08k_global\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x15\n\x08m_global\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x14\n\x07k_local\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1f\n\x12weight_consistency\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x1b\n\x0eweight_realism\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x1c\n\x0fweight_identity\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\rH\x06\x88\x01\x01\x12\x1b\n\x0etrue_cfg_scale\x18\x08 \x01(\x02H\x07\x88\x01\x01\x12\x17\n\nfeather_px\x18\t \x01(\x02H\x08\x88\x01\x01\x12\x17\n\nerosion_px\x18\n \x01(\rH\t\x88\x01\x01\x12\x11\n\x04seed\x18\x0b \x01(\x04H\n\x88\x01\x01\x42\x0b\n\t_k_globalB\x0b\n\t_m_globalB\n\n\x08_k_localB\x15\n\x13_weight_consistencyB\x11\n\x0f_weight_realismB\x12\n\x10_weight_identityB\x16\n\x14_num_inference_stepsB\x11\n\x0f_true_cfg_scaleB\r\n\x0b_feather_pxB\r\n\x0b_erosion_pxB\x07\n\x05_seed\"\xe0\x01\n\x0eInpaintRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06images\x18\x02 \x01(\x0b\x32\x16.inpaint.v1.TaskImagesH\x00\x12\x11\n\x07task_id\x18\x03 \x01(\tH\x00\x12,\n\x08settings\x18\x04 \x01(\x0b\x32\x1a.inpaint.v1.SearchSettings\x12\x1f\n\x17return_candidate_images\x18\x05 \x01(\x08\x12&\n\x04\x66\x61\x63\x65\x18\x06 \x01(\x0b\x32\x18.inpaint.v1.FaceSettingsB\x06\n\x04task\"C\n\x14StreamInpaintRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.inpaint.v1.InpaintRequest\"X\n\x05Score\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x95\x02\n\tCandidate\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12 \n\x05stage\x18\x02 \x01(\x0e\x32\x11.inpaint.v1.Stage\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.inpaint.v1.CandidateMode\x12+\n\x06status\x18\x06 \x01(\x0e\x32\x1b.inpaint.v1.CandidateStatus\x12!\n\x06scores\x18\x07 \x03(\x0b\x32\x11.inpaint.v1.Score\x12\x16\n\tpotential\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x64\x65graded\x18\t \x01(\x08\x42\x0c\n\n_potential\"1\n\x0eMaskRefinement\x12\x0f\n\x07refined\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x88\x04\n\x0fInpaintResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\'\n\x0crefined_mask\x18\x03 \x01(\x0b\x32\x11.inpaint.v1.Image\x12\x33\n\x0fmask_refinement\x18\x04 \x01(\x0b\x32\x1a.inpaint.v1.MaskRefinement\x12\x19\n\x11\x62\x65st_candidate_id\x18\x05 \x01(\t\x12)\n\ncandidates\x18\x06 \x03(\x0b\x32\x15.inpaint.v1.Candidate\x12\x13\n\x0bledger_json\x18\x07 \x01(\t\x12\x39\n\x07timings\x18\x08 \x03(\x0b\x32(.inpaint.v1.InpaintResponse.TimingsEntry\x12\x17\n\x0fstand_in_models\x18\t \x03(\t\x12\x10\n\x08\x64\x65graded\x18\n \x01(\x08\x12\r\n\x05notes\x18\x0b \x03(\t\x12\x10\n\x08replayed\x18\x0c \x01(\x08\x12\x34\n\x10\x63\x61ndidate_images\x18\r \x03(\x0b\x32\x1a.inpaint.v1.CandidateImage\x1aI\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration:\x02\x38\x01\"H\n\x0e\x43\x61ndidateImage\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.inpaint.v1.Image\"\x9d\x02\n\rProgressEvent\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.inpaint.v1.ProgressKind\x12 \n\x05stage\x18\x02 \x01(\x0e\x32\x11.inpaint.v1.Stage\x12\x14\n\x0c\x63\x61ndidate_id\x18\x03 \x01(\t\x12\x0f\n\x07planned\x18\x04 \x01(\r\x12\x11\n\tgenerated\x18\x05 \x01(\r\x12\x0e\n\x06scored\x18\x06 \x01(\r\x12\x16\n\tpotential\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12*\n\x07\x65lapsed\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12\x16\n\x0equeue_position\x18\n \x01(\rB\x0c\n\n_potential\"~\n\x15StreamInpaintResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.inpaint.v1.ProgressEventH\x00\x12-\n\x06result\x18\x02 \x01(\x0b\x32\x1b.inpaint.v1.InpaintResponseH\x00\x42\x07\n\x05\x65vent*\x92\x01\n\nFaceTarget\x12\x1b\n\x17\x46\x41\x43\x45_TARGET_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41\x43\x45_TARGET_MASK_OVERLAP\x10\x01\x12\x15\n\x11\x46\x41\x43\x45_TARGET_INDEX\x10\x02\x12\x17\n\x13\x46\x41\x43\x45_TARGET_LARGEST\x10\x03\x12\x19\n\x15\x46\x41\x43\x45_TARGET_REFERENCE\x10\x04*Q\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_GLOBAL\x10\x01\x12\x0f\n\x0bSTAGE_LOCAL\x10\x02\x12\x0e\n\nSTAGE_FACE\x10\x03*\xab\x01\n\rCandidateMode\x12\x1e\n\x1a\x43\x41NDIDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43\x41NDIDATE_MODE_RAW_SWAP\x10\x01\x12\x19\n\x15\x43\x41NDIDATE_MODE_REFINE\x10\x02\x12&\n\"CANDIDATE_MODE_NOISE_NEIGHBOURHOOD\x10\x03\x12\x1a\n\x16\x43\x41NDIDATE_MODE_RENOISE\x10\x04*\xb7\x01\n\x0f\x43\x61ndidateStatus\x12 \n\x1c\x43\x41NDIDATE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43\x41NDIDATE_STATUS_SCORED\x10\x01\x12\x1f\n\x1b\x43\x41NDIDATE_STATUS_NOT_SCORED\x10\x02\x12\x1c\n\x18\x43\x41NDIDATE_STATUS_SKIPPED\x10\x03\x12&\n\"CANDIDATE_STATUS_GENERATION_FAILED\x10\x04*\x8c\x02\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPROGRESS_KIND_STAGE_STARTED\x10\x01\x12%\n!PROGRESS_KIND_CANDIDATE_GENERATED\x10\x02\x12\"\n\x1ePROGRESS_KIND_CANDIDATE_SCORED\x10\x03\x12\x1f\n\x1bPROGRESS_KIND_STAGE_SKIPPED\x10\x04\x12\x1e\n\x1aPROGRESS_KIND_STAGE_FAILED\x10\x05\x12\x16\n\x12PROGRESS_KIND_DONE\x10\x06\x12\x18\n\x14PROGRESS_KIND_QUEUED\x10\x07\x32\xac\x01\n\x0eInpaintService\x12\x42\n\x07Inpaint\x12\x1a.inpaint.v1.InpaintRequest\x1a\x1b.inpaint.v1.InpaintResponse\x12V\n\rStreamInpaint\x12 .inpaint.v1.StreamInpaintRequest\x1a!.inpaint.v1.StreamInpaintResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'inpaint.v1.inpaint_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INPAINTRESPONSE_TIMINGSSECONDSENTRY']._loaded_options = None
-  _globals['_INPAINTRESPONSE_TIMINGSSECONDSENTRY']._serialized_options = b'8\001'
-  _globals['_FACETARGET']._serialized_start=2709
-  _globals['_FACETARGET']._serialized_end=2855
-  _globals['_STAGE']._serialized_start=2857
-  _globals['_STAGE']._serialized_end=2922
-  _globals['_PROGRESSKIND']._serialized_start=2925
-  _globals['_PROGRESSKIND']._serialized_end=3193
-  _globals['_TASKIMAGES']._serialized_start=65
-  _globals['_TASKIMAGES']._serialized_end=281
-  _globals['_FACESETTINGS']._serialized_start=284
-  _globals['_FACESETTINGS']._serialized_end=582
-  _globals['_SEARCHSETTINGS']._serialized_start=585
-  _globals['_SEARCHSETTINGS']._serialized_end=1075
-  _globals['_INPAINTREQUEST']._serialized_start=1078
-  _globals['_INPAINTREQUEST']._serialized_end=1302
-  _globals['_STREAMINPAINTREQUEST']._serialized_start=1304
-  _globals['_STREAMINPAINTREQUEST']._serialized_end=1371
-  _globals['_SCORE']._serialized_start=1373
-  _globals['_SCORE']._serialized_end=1461
-  _globals['_CANDIDATE']._serialized_start=1464
-  _globals['_CANDIDATE']._serialized_end=1685
-  _globals['_MASKREFINEMENT']._serialized_start=1687
-  _globals['_MASKREFINEMENT']._serialized_end=1736
-  _globals['_INPAINTRESPONSE']._serialized_start=1739
-  _globals['_INPAINTRESPONSE']._serialized_end=2254
-  _globals['_INPAINTRESPONSE_TIMINGSSECONDSENTRY']._serialized_start=2201
-  _globals['_INPAINTRESPONSE_TIMINGSSECONDSENTRY']._serialized_end=2254
-  _globals['_CANDIDATEIMAGE']._serialized_start=2256
-  _globals['_CANDIDATEIMAGE']._serialized_end=2328
-  _globals['_PROGRESSEVENT']._serialized_start=2331
-  _globals['_PROGRESSEVENT']._serialized_end=2578
-  _globals['_STREAMINPAINTRESPONSE']._serialized_start=2580
-  _globals['_STREAMINPAINTRESPONSE']._serialized_end=2706
-  _globals['_INPAINTSERVICE']._serialized_start=3196
-  _globals['_INPAINTSERVICE']._serialized_end=3368
+  _globals['_INPAINTRESPONSE_TIMINGSENTRY']._loaded_options = None
+  _globals['_INPAINTRESPONSE_TIMINGSENTRY']._serialized_options = b'8\001'
+  _globals['_FACETARGET']._serialized_start=2840
+  _globals['_FACETARGET']._serialized_end=2986
+  _globals['_STAGE']._serialized_start=2988
+  _globals['_STAGE']._serialized_end=3069
+  _globals['_CANDIDATEMODE']._serialized_start=3072
+  _globals['_CANDIDATEMODE']._serialized_end=3243
+  _globals['_CANDIDATESTATUS']._serialized_start=3246
+  _globals['_CANDIDATESTATUS']._serialized_end=3429
+  _globals['_PROGRESSKIND']._serialized_start=3432
+  _globals['_PROGRESSKIND']._serialized_end=3700
+  _globals['_TASKIMAGES']._serialized_start=97
+  _globals['_TASKIMAGES']._serialized_end=313
+  _globals['_FACESETTINGS']._serialized_start=316
+  _globals['_FACESETTINGS']._serialized_end=614
+  _globals['_SEARCHSETTINGS']._serialized_start=617
+  _globals['_SEARCHSETTINGS']._serialized_end=1107
+  _globals['_INPAINTREQUEST']._serialized_start=1110
+  _globals['_INPAINTREQUEST']._serialized_end=1334
+  _globals['_STREAMINPAINTREQUEST']._serialized_start=1336
+  _globals['_STREAMINPAINTREQUEST']._serialized_end=1403
+  _globals['_SCORE']._serialized_start=1405
+  _globals['_SCORE']._serialized_end=1493
+  _globals['_CANDIDATE']._serialized_start=1496
+  _globals['_CANDIDATE']._serialized_end=1773
+  _globals['_MASKREFINEMENT']._serialized_start=1775
+  _globals['_MASKREFINEMENT']._serialized_end=1824
+  _globals['_INPAINTRESPONSE']._serialized_start=1827
+  _globals['_INPAINTRESPONSE']._serialized_end=2347
+  _globals['_INPAINTRESPONSE_TIMINGSENTRY']._serialized_start=2274
+  _globals['_INPAINTRESPONSE_TIMINGSENTRY']._serialized_end=2347
+  _globals['_CANDIDATEIMAGE']._serialized_start=2349
+  _globals['_CANDIDATEIMAGE']._serialized_end=2421
+  _globals['_PROGRESSEVENT']._serialized_start=2424
+  _globals['_PROGRESSEVENT']._serialized_end=2709
+  _globals['_STREAMINPAINTRESPONSE']._serialized_start=2711
+  _globals['_STREAMINPAINTRESPONSE']._serialized_end=2837
+  _globals['_INPAINTSERVICE']._serialized_start=3703
+  _globals['_INPAINTSERVICE']._serialized_end=3875
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
 from inpaint.v1 import image_pb2 as _image_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -21,6 +24,23 @@ class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STAGE_UNSPECIFIED: _ClassVar[Stage]
     STAGE_GLOBAL: _ClassVar[Stage]
     STAGE_LOCAL: _ClassVar[Stage]
+    STAGE_FACE: _ClassVar[Stage]
+
+class CandidateMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_MODE_UNSPECIFIED: _ClassVar[CandidateMode]
+    CANDIDATE_MODE_RAW_SWAP: _ClassVar[CandidateMode]
+    CANDIDATE_MODE_REFINE: _ClassVar[CandidateMode]
+    CANDIDATE_MODE_NOISE_NEIGHBOURHOOD: _ClassVar[CandidateMode]
+    CANDIDATE_MODE_RENOISE: _ClassVar[CandidateMode]
+
+class CandidateStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_STATUS_UNSPECIFIED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_SCORED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_NOT_SCORED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_SKIPPED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_GENERATION_FAILED: _ClassVar[CandidateStatus]
 
 class ProgressKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -40,6 +60,17 @@ FACE_TARGET_REFERENCE: FaceTarget
 STAGE_UNSPECIFIED: Stage
 STAGE_GLOBAL: Stage
 STAGE_LOCAL: Stage
+STAGE_FACE: Stage
+CANDIDATE_MODE_UNSPECIFIED: CandidateMode
+CANDIDATE_MODE_RAW_SWAP: CandidateMode
+CANDIDATE_MODE_REFINE: CandidateMode
+CANDIDATE_MODE_NOISE_NEIGHBOURHOOD: CandidateMode
+CANDIDATE_MODE_RENOISE: CandidateMode
+CANDIDATE_STATUS_UNSPECIFIED: CandidateStatus
+CANDIDATE_STATUS_SCORED: CandidateStatus
+CANDIDATE_STATUS_NOT_SCORED: CandidateStatus
+CANDIDATE_STATUS_SKIPPED: CandidateStatus
+CANDIDATE_STATUS_GENERATION_FAILED: CandidateStatus
 PROGRESS_KIND_UNSPECIFIED: ProgressKind
 PROGRESS_KIND_STAGE_STARTED: ProgressKind
 PROGRESS_KIND_CANDIDATE_GENERATED: ProgressKind
@@ -156,12 +187,12 @@ class Candidate(_message.Message):
     stage: Stage
     parent_id: str
     seed: int
-    mode: str
-    status: str
+    mode: CandidateMode
+    status: CandidateStatus
     scores: _containers.RepeatedCompositeFieldContainer[Score]
     potential: float
     degraded: bool
-    def __init__(self, candidate_id: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., parent_id: _Optional[str] = ..., seed: _Optional[int] = ..., mode: _Optional[str] = ..., status: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[Score, _Mapping]]] = ..., potential: _Optional[float] = ..., degraded: _Optional[bool] = ...) -> None: ...
+    def __init__(self, candidate_id: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., parent_id: _Optional[str] = ..., seed: _Optional[int] = ..., mode: _Optional[_Union[CandidateMode, str]] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scores: _Optional[_Iterable[_Union[Score, _Mapping]]] = ..., potential: _Optional[float] = ..., degraded: _Optional[bool] = ...) -> None: ...
 
 class MaskRefinement(_message.Message):
     __slots__ = ("refined", "reason")
@@ -172,14 +203,14 @@ class MaskRefinement(_message.Message):
     def __init__(self, refined: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class InpaintResponse(_message.Message):
-    __slots__ = ("request_id", "image", "refined_mask", "mask_refinement", "best_candidate_id", "candidates", "ledger_json", "timings_seconds", "stand_in_models", "degraded", "notes", "replayed", "candidate_images")
-    class TimingsSecondsEntry(_message.Message):
+    __slots__ = ("request_id", "image", "refined_mask", "mask_refinement", "best_candidate_id", "candidates", "ledger_json", "timings", "stand_in_models", "degraded", "notes", "replayed", "candidate_images")
+    class TimingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: float
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+        value: _duration_pb2.Duration
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     REFINED_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -187,7 +218,7 @@ class InpaintResponse(_message.Message):
     BEST_CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     LEDGER_JSON_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
     STAND_IN_MODELS_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
@@ -200,13 +231,13 @@ class InpaintResponse(_message.Message):
     best_candidate_id: str
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     ledger_json: str
-    timings_seconds: _containers.ScalarMap[str, float]
+    timings: _containers.MessageMap[str, _duration_pb2.Duration]
     stand_in_models: _containers.RepeatedScalarFieldContainer[str]
     degraded: bool
     notes: _containers.RepeatedScalarFieldContainer[str]
     replayed: bool
     candidate_images: _containers.RepeatedCompositeFieldContainer[CandidateImage]
-    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., refined_mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., mask_refinement: _Optional[_Union[MaskRefinement, _Mapping]] = ..., best_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., ledger_json: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., stand_in_models: _Optional[_Iterable[str]] = ..., degraded: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ..., candidate_images: _Optional[_Iterable[_Union[CandidateImage, _Mapping]]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., refined_mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., mask_refinement: _Optional[_Union[MaskRefinement, _Mapping]] = ..., best_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., ledger_json: _Optional[str] = ..., timings: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., stand_in_models: _Optional[_Iterable[str]] = ..., degraded: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ..., candidate_images: _Optional[_Iterable[_Union[CandidateImage, _Mapping]]] = ...) -> None: ...
 
 class CandidateImage(_message.Message):
     __slots__ = ("candidate_id", "image")
@@ -217,7 +248,7 @@ class CandidateImage(_message.Message):
     def __init__(self, candidate_id: _Optional[str] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
-    __slots__ = ("kind", "stage", "candidate_id", "planned", "generated", "scored", "potential", "elapsed_seconds", "detail", "queue_position")
+    __slots__ = ("kind", "stage", "candidate_id", "planned", "generated", "scored", "potential", "elapsed", "detail", "queue_position")
     KIND_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -225,20 +256,20 @@ class ProgressEvent(_message.Message):
     GENERATED_FIELD_NUMBER: _ClassVar[int]
     SCORED_FIELD_NUMBER: _ClassVar[int]
     POTENTIAL_FIELD_NUMBER: _ClassVar[int]
-    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     kind: ProgressKind
-    stage: str
+    stage: Stage
     candidate_id: str
     planned: int
     generated: int
     scored: int
     potential: float
-    elapsed_seconds: float
+    elapsed: _duration_pb2.Duration
     detail: str
     queue_position: int
-    def __init__(self, kind: _Optional[_Union[ProgressKind, str]] = ..., stage: _Optional[str] = ..., candidate_id: _Optional[str] = ..., planned: _Optional[int] = ..., generated: _Optional[int] = ..., scored: _Optional[int] = ..., potential: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., detail: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
+    def __init__(self, kind: _Optional[_Union[ProgressKind, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., candidate_id: _Optional[str] = ..., planned: _Optional[int] = ..., generated: _Optional[int] = ..., scored: _Optional[int] = ..., potential: _Optional[float] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., detail: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class StreamInpaintResponse(_message.Message):
     __slots__ = ("progress", "result")
