@@ -12,12 +12,14 @@ colour match, swap size, the colour difference across the mask's edge).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from orchestrator.errors import DeadlineExceededError
 from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
 from orchestrator.faces.identity import Identity, mean_identity
 from orchestrator.faces.options import FaceDefaults, FaceOptions, TargetChoice
@@ -43,6 +45,7 @@ from orchestrator.imaging.masks import (
 from orchestrator.search.deadline import Deadline
 
 Scalar = str | int | float | bool
+log = logging.getLogger("orchestrator.faces")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,32 @@ class FaceStage:
         embeddings = [f.embedding for f in faces if f.embedding is not None]
         return faces[0], mean_identity(embeddings, labels, options.min_identity_cosine)
 
+    def _refine(
+        self,
+        init: np.ndarray,
+        given: np.ndarray,
+        target: Face,
+        applied: dict[str, Scalar],
+        deadline: Deadline | None,
+    ) -> tuple[MaskRefinement, FaceRegions | None]:
+        """The landmark hull united with the given mask, hair and occluders kept from the init image."""
+        faces = self.config.faces
+        regions = None
+        if self.config.mask.enabled and self.config.mask.exclude_hair:
+            regions = face_regions(self.analyzer, init, target, faces.parser_model, faces.occluder_model, deadline)
+        mask_config = replace(self.config.mask, exclude_hair=False) if regions else self.config.mask
+        refinement = refine_mask(init, given, target.landmarks, mask_config)
+        if regions is not None:
+            found_by = f"face parser {regions.parser}" + (f", occluder {regions.occluder}" if regions.occluder else "")
+            assert target.landmarks is not None
+            hull = landmark_hull(target.landmarks, init.shape[:2])
+            refinement = keep_from_init(refinement, regions.kept(hull), found_by)
+            applied["hair_model"] = "face parser"
+            applied["occluder"] = regions.occluder or "absent"
+        else:
+            applied["hair_model"] = "skin colour" if self.config.mask.exclude_hair else "off"
+        return refinement, regions
+
     def run(
         self,
         init: np.ndarray,
@@ -179,22 +208,18 @@ class FaceStage:
                 target.landmarks, target.kps, init.shape[:2], self.config.mask.max_extension
             )
         # Hair and occluders: the face parser and occluder when Triton serves them, else the skin-colour model.
-        faces = self.config.faces
-        regions = None
-        if self.config.mask.enabled and self.config.mask.exclude_hair:
-            regions = face_regions(self.analyzer, init, target, faces.parser_model, faces.occluder_model, deadline)
-        clock.lap("face_regions")
-        mask_config = replace(self.config.mask, exclude_hair=False) if regions else self.config.mask
-        refinement = refine_mask(init, given, target.landmarks, mask_config)
-        if regions is not None:
-            found_by = f"face parser {regions.parser}" + (f", occluder {regions.occluder}" if regions.occluder else "")
-            assert target.landmarks is not None
-            hull = landmark_hull(target.landmarks, init.shape[:2])
-            refinement = keep_from_init(refinement, regions.kept(hull), found_by)
-            applied["hair_model"] = "face parser"
-            applied["occluder"] = regions.occluder or "absent"
-        else:
-            applied["hair_model"] = "skin colour" if self.config.mask.exclude_hair else "off"
+        regions: FaceRegions | None = None
+        try:
+            refinement, regions = self._refine(init, given, target, applied, deadline)
+        except DeadlineExceededError:
+            raise
+        except Exception as error:  # refinement improves the mask; it must never fail the task
+            problem = f"{type(error).__name__}: {error}"
+            log.warning("mask refinement failed", extra={"error": problem})
+            refinement = MaskRefinement(
+                given, refined=False, reason=f"mask refinement failed ({problem}); given mask kept"
+            )
+            applied["hair_model"] = "not applied"
         if mask is None:
             refinement = replace(
                 refinement, reason=f"no mask given: built from the face's landmarks; {refinement.reason}"

@@ -174,3 +174,22 @@ def test_no_hard_seam_where_the_mask_reaches_beyond_the_pasted_crop(
     assert crop_edge.any()
     # At the crop's edge the blend has not started yet: the init image, not the pasted crop.
     np.testing.assert_array_equal(result.blended[crop_edge], astronaut[crop_edge])
+
+
+def test_a_failing_mask_refinement_keeps_the_given_mask_and_says_why(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray, tom_hanks: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: any exception inside the refinement aborted the task."""
+    import orchestrator.faces.stage as stage_module
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("a degenerate hull")
+
+    monkeypatch.setattr(stage_module, "refine_mask", broken)
+    given = sample_photos.astronaut_face_mask()
+    result = FaceStage(analyzer, standin=True).run(astronaut, given, tom_hanks)
+    assert not result.mask.refined
+    assert np.array_equal(result.mask.mask, given)
+    assert "mask refinement failed (ValueError: a degenerate hull)" in result.mask.reason
+    changed = (result.blended != astronaut).any(axis=2)
+    assert changed.any() and not (changed & ~given).any(), "the swap is still blended inside the given mask"
