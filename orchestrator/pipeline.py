@@ -25,6 +25,8 @@ from orchestrator.faces.analysis import FaceAnalyzer
 from orchestrator.faces.applied import with_edge_colour
 from orchestrator.faces.stage import FaceStage
 from orchestrator.faces.triton_client import TritonModels
+from orchestrator.imaging.decode import decode_image
+from orchestrator.imaging.encode import encode_png
 from orchestrator.imaging.masks import MaskRefinement
 from orchestrator.refine.qwen_client import QwenEditClient
 from orchestrator.refine.qwen_generator import QwenEditGenerator, TaskGeometry
@@ -32,12 +34,16 @@ from orchestrator.requests import Task
 from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.moondream_client import MoondreamJudge
 from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_scorer, local_scorer, moondream_scorer
-from orchestrator.search import Ledger, ProgressCallback, Scorer, SearchRequest, run_search
+from orchestrator.search import GenerateFn, Ledger, ProgressCallback, Scorer, SearchRequest, run_search
+from orchestrator.search.memo import ImageCodec, MemoStore, remembered_generate, remembered_scorer
 from orchestrator.timing import WaitLog
 from servers.triton.contracts import INSWAPPER_128
 from servers.triton.provenance import read_provenance
 
 log = logging.getLogger("orchestrator.pipeline")
+
+# Candidates are kept losslessly (PNG) in the durable store, and come back as the same arrays.
+PNG_CODEC: ImageCodec[np.ndarray] = ImageCodec(encode=encode_png, decode=lambda data: decode_image(data, "memo"))
 
 
 @dataclass
@@ -113,7 +119,11 @@ class InpaintPipeline:
             self._analyzer = FaceAnalyzer(self.triton, self.config.detection)
         return self._analyzer
 
-    async def run(self, task: Task, on_event: ProgressCallback | None = None) -> InpaintOutcome:
+    async def run(
+        self, task: Task, on_event: ProgressCallback | None = None, memo: MemoStore | None = None
+    ) -> InpaintOutcome:
+        """The task; with `memo` (a durable store of this attempt), candidates generated and scores given in an
+        earlier run of it (a replica that died) are taken from the store instead of being made again."""
         started = time.monotonic()
         config, deadline, request_id = task.config, task.deadline, task.request_id
         images = task.images
@@ -142,6 +152,10 @@ class InpaintPipeline:
             scorers.append(gemini_scorer(self.gemini, geometry.box))
         waits = WaitLog()
         scorers = [replace(s, score=waits.timed("scoring", s.score)) for s in scorers]  # type: ignore[arg-type]
+        generate: GenerateFn[np.ndarray] = waits.timed_stream("generation", generator)  # type: ignore[assignment]
+        if memo is not None:
+            generate = remembered_generate(generate, memo, PNG_CODEC)
+            scorers = [remembered_scorer(s, memo) for s in scorers]
 
         result = await run_search(
             SearchRequest(
@@ -157,7 +171,7 @@ class InpaintPipeline:
                 deadline=deadline,
                 request_id=request_id,
             ),
-            generate=waits.timed_stream("generation", generator),  # type: ignore[arg-type]
+            generate=generate,
             scorers=scorers,
             on_event=on_event,
         )

@@ -41,6 +41,7 @@ from orchestrator.operations.config import OperationsConfig
 from orchestrator.operations.status import NotFoundError, bounded, code_of, reason_of
 from orchestrator.operations.tables import Tables, engine_for
 from orchestrator.requests import check_request_id, request_settings
+from orchestrator.search.memo import MemoStore
 from servers.common import errors as service_errors
 from servers.common.logs import fields
 
@@ -104,6 +105,26 @@ class TaskRun:
     budget_s: float
     on_event: Callable[[inpaint_pb2.ProgressEvent], None]
     checkpoint: Callable[[str, Callable[[], Coroutine[Any, Any, bytes]]], Awaitable[bytes]]
+    memo: MemoStore | None = None
+
+
+@dataclass(frozen=True)
+class AttemptMemo:
+    """One attempt's durable memory in the blob store (`<request_id>/<attempt>/memo/...`): what its
+    candidates and scores were, so that a replica taking the attempt over after a crash makes none again.
+    Deleted with the operation."""
+
+    blobs: LocalBlobStore
+    prefix: str
+
+    async def recall(self, key: str) -> bytes | None:
+        try:
+            return await asyncio.to_thread(self.blobs.get, f"{self.prefix}/{key}")
+        except BlobNotFoundError:
+            return None
+
+    async def record(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self.blobs.put, f"{self.prefix}/{key}", data)
 
 
 class TaskRunner(Protocol):
@@ -353,7 +374,8 @@ class OperationsEngine:
             result: bytes = await DBOS.run_step_async({"name": name}, compute)
             return result
 
-        run = TaskRun(request=request, budget_s=spec["budget_s"], on_event=on_event, checkpoint=checkpoint)
+        memo = AttemptMemo(self.blobs, f"{spec['request_id']}/{spec['attempt']}/memo")
+        run = TaskRun(request=request, budget_s=spec["budget_s"], on_event=on_event, checkpoint=checkpoint, memo=memo)
         task = asyncio.ensure_future(self.runner(run))
         self._running[wid] = task
         try:

@@ -1,8 +1,8 @@
 """What one operation runs: the pipeline on the request, its events as public messages, its result as bytes.
 
-The durable unit here is the whole task: after a crash the task starts again from the face stage. Finer
-checkpoints (the face stage, each scored candidate, the blend) need the pipeline to run those parts through
-`TaskRun.checkpoint`; the engine already records them (see `tests/operations/fake_runner.py`).
+After a crash the attempt runs again on another replica from the face stage (cheap and deterministic), with
+the attempt's memo (`TaskRun.memo`): every candidate generated and every score given before the crash comes
+back from the store, so no candidate is generated or scored twice (`orchestrator.search.memo`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class PipelineRunner:
 
         try:
             task = await asyncio.to_thread(parse_request, run.request, self.config, self.tasks, run.budget_s)
-            outcome = await self.pipeline.run(task, on_event=on_event)
+            outcome = await self.pipeline.run(task, on_event=on_event, memo=run.memo)
         except (InpaintError, SearchConfigError, SearchFailedError) as error:
             raise TaskFailedError(to_service_error(error)) from error
         if self.on_outcome is not None:

@@ -1,6 +1,7 @@
-"""A task runner without model servers: it "generates" candidates through the engine's checkpoints.
+"""A task runner without model servers: it "generates" candidates through the attempt's memo, as the pipeline does.
 
-Each candidate is one durable step, as the pipeline's candidates are meant to be; every real generation
+Each candidate is remembered in the attempt's durable memo (`TaskRun.memo`, the same store the pipeline's
+candidates and scores go to); every real generation
 is appended to `log` (a file, so that replicas in other processes share it), and `gate` (a file that
 must exist) or `per_candidate_gates/<id>` holds the runner before each candidate, so a test decides when work may go on.
 """
@@ -45,12 +46,14 @@ class FakeRunner:
             candidate_id = f"g{index}"
             await self._wait_for_gate(candidate_id)
 
-            async def generate(candidate_id: str = candidate_id) -> bytes:
+            assert run.memo is not None
+            recalled = await run.memo.recall(f"candidates/{candidate_id}.image")
+            if recalled is None:
                 with self.log.open("a") as file:
                     file.write(f"{request_id} {candidate_id}\n")
-                return f"png of {candidate_id}".encode()
-
-            images[candidate_id] = await run.checkpoint(f"candidate {candidate_id}", generate)
+                recalled = f"png of {candidate_id}".encode()
+                await run.memo.record(f"candidates/{candidate_id}.image", recalled)
+            images[candidate_id] = recalled
             run.on_event(
                 inpaint_pb2.ProgressEvent(
                     kind=inpaint_pb2.PROGRESS_KIND_CANDIDATE_SCORED,

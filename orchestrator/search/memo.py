@@ -1,0 +1,108 @@
+"""Candidates that survive a crash: the search's generate function and scorers, remembered in a durable store.
+
+    generate = remembered_generate(generate, store, codec)
+    scorers = [remembered_scorer(s, store) for s in scorers]
+
+A task taken over after its replica died runs again from the start, with the same seeds (they derive from
+the request seed and the candidate ids). Wrapped this way, every candidate generated before the crash comes
+back from the store instead of from the model server, and every score given before the crash comes back
+instead of being asked for again; only the missing ones are generated and scored. The store is the durable
+execution engine's (`orchestrator.operations`), scoped to one attempt of one task; keys are the candidate id
+(and the scorer's name). Order does not matter, so generation and scoring stay concurrent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Generic, Protocol
+
+from orchestrator.search.contracts import (
+    CandidateImage,
+    GeneratedImage,
+    GenerateFn,
+    ImageT,
+    Scorer,
+    SignalScore,
+    StageRequest,
+)
+
+
+class MemoStore(Protocol):
+    """Bytes by key, durable across processes (one task attempt's scope)."""
+
+    async def recall(self, key: str) -> bytes | None: ...
+
+    async def record(self, key: str, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImageCodec(Generic[ImageT]):
+    """How a candidate image is kept: encode to bytes (lossless), decode back. Run in worker threads."""
+
+    encode: Callable[[ImageT], bytes]
+    decode: Callable[[bytes], ImageT]
+
+
+def remembered_generate(
+    generate: GenerateFn[ImageT], store: MemoStore, codec: ImageCodec[ImageT]
+) -> GenerateFn[ImageT]:
+    """`generate`, asked only for the candidates the store does not hold; those it holds come back first."""
+
+    async def remembered(stage: StageRequest[ImageT]) -> AsyncIterator[GeneratedImage[ImageT]]:
+        missing = []
+        for request in stage.requests:
+            image = await store.recall(f"candidates/{request.candidate_id}.image")
+            meta = await store.recall(f"candidates/{request.candidate_id}.json")
+            if image is None or meta is None:
+                missing.append(request)
+                continue
+            details = json.loads(meta)
+            yield GeneratedImage(
+                candidate_id=request.candidate_id,
+                image=await asyncio.to_thread(codec.decode, image),
+                elapsed_s=details["elapsed_s"],
+                info={**details["info"], "recovered": True},
+            )
+        if not missing:
+            return
+        async for generated in generate(replace(stage, requests=tuple(missing))):
+            encoded = await asyncio.to_thread(codec.encode, generated.image)
+            # The image first, its description last: a candidate counts as made once both are stored.
+            await store.record(f"candidates/{generated.candidate_id}.image", encoded)
+            described = {"elapsed_s": generated.elapsed_s, "info": dict(generated.info)}
+            await store.record(f"candidates/{generated.candidate_id}.json", json.dumps(described).encode())
+            yield generated
+
+    return remembered
+
+
+def _score_dict(score: SignalScore) -> dict[str, object]:
+    return {
+        "signal": score.signal,
+        "value": score.value,
+        "source": score.source,
+        "fallback": score.fallback,
+        "reason": score.reason,
+        "details": dict(score.details),
+    }
+
+
+def remembered_scorer(scorer: Scorer[ImageT], store: MemoStore) -> Scorer[ImageT]:
+    """`scorer`, asked only about candidates it has not scored in an earlier run of the same attempt.
+
+    Only answers are remembered: a scorer that raised is asked again (its fallback is the search's to give).
+    """
+
+    async def score(candidate: CandidateImage[ImageT]) -> list[SignalScore]:
+        key = f"scores/{candidate.candidate_id}/{scorer.name}.json"
+        recalled = await store.recall(key)
+        if recalled is not None:
+            return [SignalScore(**item) for item in json.loads(recalled)]
+        answer = list(await scorer.score(candidate))
+        await store.record(key, json.dumps([_score_dict(s) for s in answer]).encode())
+        return answer
+
+    return replace(scorer, score=score)

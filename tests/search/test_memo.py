@@ -1,0 +1,74 @@
+"""A task taken over after a crash makes no candidate and asks no score twice (orchestrator.search.memo)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from orchestrator.search import GenerationMode, Scorer, SearchConfig, SearchRequest, SearchResult, Stage, run_search
+from orchestrator.search.memo import ImageCodec, remembered_generate, remembered_scorer
+from tests.fakes.eacps import FakeGenerator, FakeImage, table_scorer
+
+RAW = FakeImage("g0", GenerationMode.RAW_SWAP, 0)
+
+
+class DictStore:
+    """An in-memory stand-in for the attempt's blob-store memo."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    async def recall(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    async def record(self, key: str, data: bytes) -> None:
+        self.data[key] = data
+
+
+IMAGES: dict[str, FakeImage] = {}
+CODEC: ImageCodec[FakeImage] = ImageCodec(
+    encode=lambda image: IMAGES.setdefault(image.candidate_id, image).candidate_id.encode(),
+    decode=lambda data: IMAGES[data.decode()],
+)
+
+
+class CountingScorer:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.base = table_scorer({})
+
+    async def __call__(self, candidate: Any) -> Any:
+        self.asked.append(candidate.candidate_id)
+        return await self.base.score(candidate)
+
+
+def search(generator: FakeGenerator, scorer: CountingScorer, store: DictStore) -> SearchResult[FakeImage]:
+    request: SearchRequest[FakeImage] = SearchRequest(request_seed=7, raw_swap=RAW, config=SearchConfig())
+    scorers = [remembered_scorer(Scorer("model", table_scorer({}).signals, scorer), store)]
+    return asyncio.run(run_search(request, generate=remembered_generate(generator, store, CODEC), scorers=scorers))
+
+
+def test_a_run_after_a_crash_makes_only_what_is_missing_and_ends_as_an_uninterrupted_run() -> None:
+    store = DictStore()
+    crashed_scorer = CountingScorer()
+    # The first run dies in the local stage after two of its children (as a replica killed mid-task).
+    search(FakeGenerator(fail_in_stage=Stage.LOCAL, fail_after=2), crashed_scorer, store)
+    made_before = {
+        key.removeprefix("candidates/").removesuffix(".image") for key in store.data if key.endswith(".image")
+    }
+    assert len(made_before) == 7 + 2
+
+    again_generator, again_scorer = FakeGenerator(), CountingScorer()
+    resumed = search(again_generator, again_scorer, store)
+    asked_to_make = [r.candidate_id for call in again_generator.calls for r in call.requests]
+    assert not set(asked_to_make) & made_before, "no candidate generated twice"
+    assert len(asked_to_make) == 20 - 1 - len(made_before)  # the raw swap is never generated
+    assert not set(again_scorer.asked) & set(crashed_scorer.asked), "no candidate scored twice"
+
+    uninterrupted = search(FakeGenerator(), CountingScorer(), DictStore())
+    assert resumed.best_id == uninterrupted.best_id
+    assert [(c.candidate_id, c.seed, c.potential) for c in resumed.ledger.candidates] == [
+        (c.candidate_id, c.seed, c.potential) for c in uninterrupted.ledger.candidates
+    ]
+    recovered = [c for c in resumed.ledger.candidates if c.generator_info.get("recovered")]
+    assert {c.candidate_id for c in recovered} == made_before
