@@ -32,6 +32,7 @@ from orchestrator.faces.options import FaceDefaults
 from orchestrator.faces.stage import FaceStageConfig
 from orchestrator.faces.triton_client import TritonConfig
 from orchestrator.imaging.blend import BlendConfig
+from orchestrator.imaging.decode import DEFAULT_MIN_SIDE
 from orchestrator.imaging.masks import MaskRefinementConfig
 from orchestrator.operations.config import OperationsConfig
 from orchestrator.refine.qwen_client import QwenEditClientConfig
@@ -39,6 +40,7 @@ from orchestrator.refine.qwen_generator import RefinementConfig
 from orchestrator.scoring.gemini import GeminiConfig
 from orchestrator.search import SearchConfig
 from orchestrator.search.signals import CONSISTENCY, IDENTITY, REALISM
+from orchestrator.tracing import TracingConfig
 from servers.common.images import DEFAULT_MAX_PIXELS
 from servers.common.settings import Port, ServerSettings, section
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     Refinement = RefinementConfig
     Detection = DetectionConfig
     Faces = FaceDefaults
+    Tracing = TracingConfig
     Mask = MaskRefinementConfig
     Blend = BlendConfig
     Operations = OperationsConfig
@@ -67,6 +70,7 @@ else:
     Refinement = section(RefinementConfig)
     Detection = section(DetectionConfig)
     Faces = section(FaceDefaults)
+    Tracing = section(TracingConfig)
     Mask = section(MaskRefinementConfig)
     Blend = section(BlendConfig)
     Operations = section(OperationsConfig)
@@ -102,8 +106,12 @@ class OrchestratorConfig(ServerSettings):
     faces: Faces = Faces()
     mask: Mask = Mask()
     blend: Blend = Blend()
+    # OpenTelemetry spans (task, stages, candidates, model calls), exported over OTLP when an endpoint is set.
+    tracing: Tracing = Tracing()
     # Requests.
     max_image_pixels: Annotated[int, Field(ge=1)] = DEFAULT_MAX_PIXELS
+    # Images with a side shorter than this cannot hold a face: refused as INVALID_ARGUMENT naming the image.
+    min_image_side: Annotated[int, Field(ge=1)] = DEFAULT_MIN_SIDE
     task_store: Path = Path("tasks")
     worker_threads: Annotated[int, Field(ge=1)] = 32  # threads for blocking work (Triton, Moondream, images)
     default_deadline_s: Annotated[float, Field(gt=0)] = 1800.0  # when the caller sets none

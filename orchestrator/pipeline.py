@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from opentelemetry import trace
 
 from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import DeadlineExceededError
@@ -37,6 +38,7 @@ from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_s
 from orchestrator.search import GenerateFn, Ledger, ProgressCallback, Scorer, SearchRequest, run_search
 from orchestrator.search.memo import ImageCodec, MemoStore, remembered_generate, remembered_scorer
 from orchestrator.timing import WaitLog
+from orchestrator.tracing import child_span, task_span, traced_events, traced_generate, traced_scorer
 from servers.triton.contracts import INSWAPPER_128
 from servers.triton.provenance import read_provenance
 
@@ -124,12 +126,22 @@ class InpaintPipeline:
     ) -> InpaintOutcome:
         """The task; with `memo` (a durable store of this attempt), candidates generated and scores given in an
         earlier run of it (a replica that died) are taken from the store instead of being made again."""
+        with task_span(task.request_id) as span:
+            return await self._run(task, on_event, memo, span)
+
+    async def _run(
+        self, task: Task, on_event: ProgressCallback | None, memo: MemoStore | None, span: trace.Span
+    ) -> InpaintOutcome:
         started = time.monotonic()
         config, deadline, request_id = task.config, task.deadline, task.request_id
         images = task.images
         stage = FaceStage(self.analyzer, config.face_stage(), standin=bool(self.triton_standins))
         photos, mask = images.identity_photos(), images.mask
-        face = await asyncio.to_thread(stage.run, images.init, mask, photos, deadline, task.face, images.reference)
+        face_span = child_span(span, "inpaint.face_stage")
+        try:
+            face = await asyncio.to_thread(stage.run, images.init, mask, photos, deadline, task.face, images.reference)
+        finally:
+            face_span.end()
         face_done = time.monotonic()
         if deadline.expired():
             raise DeadlineExceededError(f"the deadline passed during the face stage ({face_done - started:.1f} s)")
@@ -156,6 +168,8 @@ class InpaintPipeline:
         if memo is not None:
             generate = remembered_generate(generate, memo, PNG_CODEC)
             scorers = [remembered_scorer(s, memo) for s in scorers]
+        generate = traced_generate(generate, span)
+        scorers = [traced_scorer(s, span) for s in scorers]
 
         result = await run_search(
             SearchRequest(
@@ -173,7 +187,7 @@ class InpaintPipeline:
             ),
             generate=generate,
             scorers=scorers,
-            on_event=on_event,
+            on_event=traced_events(on_event, span),
         )
         finished = time.monotonic()
         ring_px = config.blend.erosion_px + config.blend.feather_px

@@ -21,7 +21,7 @@ from inpaint.v1 import inpaint_pb2
 from orchestrator.config import OVERRIDES, OrchestratorConfig, RequestSettings
 from orchestrator.errors import InvalidInputError
 from orchestrator.faces.options import SWAP_SIZES, FaceDefaults, FaceOptions, TargetChoice
-from orchestrator.imaging.decode import decode_image, decode_mask
+from orchestrator.imaging.decode import DEFAULT_MIN_SIDE, decode_image, decode_mask
 from orchestrator.search import Deadline
 from orchestrator.tasks import TaskStore
 
@@ -83,21 +83,24 @@ def decode_images(
     max_pixels: int,
     characters: tuple[bytes, ...] = (),
     reference: bytes | None = None,
+    min_side: int = DEFAULT_MIN_SIDE,
 ) -> TaskImages:
     """Decode the images; InvalidInputError names the field that is wrong.
 
     `character` is the single `character_image`; `characters` the listed `character_images` (one of the two).
     """
-    init_rgb = decode_image(init, "init_image", max_pixels)
-    photos = tuple(decode_image(data, f"images.character_images[{i}]", max_pixels) for i, data in enumerate(characters))
+    init_rgb = decode_image(init, "init_image", max_pixels, min_side)
+    photos = tuple(
+        decode_image(data, f"images.character_images[{i}]", max_pixels, min_side) for i, data in enumerate(characters)
+    )
     if character is None and not photos:
         raise InvalidInputError("images.character_image", "is required (or images.character_images)")
     return TaskImages(
         init=init_rgb,
         mask=None if mask is None else decode_mask(mask, "mask", init_rgb.shape[:2], max_pixels),
-        character=photos[0] if photos else decode_image(character or b"", "character_image", max_pixels),
+        character=photos[0] if photos else decode_image(character or b"", "character_image", max_pixels, min_side),
         characters=photos,
-        reference=None if reference is None else decode_image(reference, "images.reference_face", max_pixels),
+        reference=None if reference is None else decode_image(reference, "images.reference_face", max_pixels, min_side),
     )
 
 
@@ -218,6 +221,7 @@ def parse_request(
         max_pixels=config.max_image_pixels,
         characters=found.characters,
         reference=found.reference,
+        min_side=config.min_image_side,
     )
     check_face_inputs(face, images)
     return Task(

@@ -35,6 +35,7 @@ from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
 from orchestrator.requests import parse_request
 from orchestrator.search.signals import REALISM
 from orchestrator.tasks import TaskStore
+from orchestrator.tracing import configure_tracing
 from servers.common.logs import configure_logging, fields
 from servers.common.server import ModelServer
 from servers.common.settings import ConfigError, load_settings
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    configure_tracing(config.tracing)
     server = ModelServer("orchestrator", config)
     pipeline = InpaintPipeline(config)
     task_metrics = TaskMetrics(server.metrics.registry)

@@ -61,9 +61,20 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def decode_image(data: bytes, field: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode an image field to RGB uint8 (H, W, 3)."""
+# Smaller than this on either side, no face detector finds a face (SCRFD's smallest anchors are 16 px).
+DEFAULT_MIN_SIDE = 32
+
+
+def decode_image(
+    data: bytes, field: str, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = DEFAULT_MIN_SIDE
+) -> np.ndarray:
+    """Decode an image field to RGB uint8 (H, W, 3); one too small to hold a face is refused, naming the field."""
     image = _to_8bit(_open(data, field, max_pixels))
+    if min(image.size) < min_side:
+        width, height = image.size
+        raise InvalidInputError(
+            field, f"is {width}x{height}: too small to hold a face (each side must be at least {min_side} px)"
+        )
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

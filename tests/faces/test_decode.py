@@ -49,10 +49,10 @@ def test_grayscale_becomes_three_equal_channels(photo: Image.Image) -> None:
 
 
 def test_sixteen_bit_grayscale_is_scaled_not_clipped() -> None:
-    ramp = np.linspace(0, 65535, 256, dtype=np.uint16).reshape(16, 16)
+    ramp = np.repeat(np.linspace(0, 65535, 256, dtype=np.uint16).reshape(16, 16), 2, axis=0).repeat(2, axis=1)
     array = decode_image(_encode(Image.fromarray(ramp), "PNG"), "init_image")
     assert array[0, 0, 0] == 0 and array[-1, -1, 0] == 255
-    assert 120 <= array.reshape(-1, 3)[128, 0] <= 135  # mid-grey stays mid-grey
+    assert 120 <= array[16, 0, 0] <= 135  # mid-grey stays mid-grey
 
 
 def test_exif_orientation_is_applied(photo: Image.Image) -> None:
@@ -116,3 +116,12 @@ def test_mask_of_another_size_is_refused() -> None:
 def test_empty_mask_is_refused() -> None:
     with pytest.raises(InvalidInputError, match=r"^mask: is empty: no pixel is set"):
         decode_mask(_encode(Image.new("L", (80, 64), 0), "PNG"), "mask", (64, 80))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (31, 400), (400, 8)])
+def test_an_image_too_small_to_hold_a_face_is_refused_naming_it(size: tuple[int, int]) -> None:
+    """Before: a 1x1 init image was accepted and came back unchanged with 40 notes."""
+    data = _encode(Image.new("RGB", size, (90, 90, 90)), "PNG")
+    with pytest.raises(InvalidInputError, match=r"init_image: is \d+x\d+: too small to hold a face"):
+        decode_image(data, "init_image")
+    assert decode_image(_encode(Image.new("RGB", (32, 32)), "PNG"), "init_image").shape == (32, 32, 3)
