@@ -176,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = InpaintPipeline(config)
     task_metrics = TaskMetrics(server.metrics.registry)
     store = TaskStore(config.task_store)
+    def report_load(running: int, queued_per_replica: float) -> None:
+        # What the HorizontalPodAutoscaler reads (deploy/components/monitoring): tasks in flight on this
+        # replica and its share of the queue.
+        server.metrics.in_flight.set(running)
+        server.metrics.queue_depth.set(queued_per_replica)
+
     engine = OperationsEngine(
         config.operations,
         PipelineRunner(pipeline, config, on_outcome=task_metrics.record),
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         read_task_images=lambda task_id: store.find(task_id).read(),
         check_request=lambda request: check_request(request, config, store),
         default_budget_s=config.default_deadline_s,
+        report_load=report_load,
     )
     servicer = InpaintServicer(server, engine)
     operations = OperationsServicer(server, engine)

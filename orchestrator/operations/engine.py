@@ -252,6 +252,7 @@ class OperationsEngine:
         read_task_images: Callable[[str], tuple[bytes, bytes, bytes]],
         check_request: Callable[[inpaint_pb2.InpaintRequest], None],
         default_budget_s: float,
+        report_load: Callable[[int, float], None] | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -264,6 +265,8 @@ class OperationsEngine:
         self.read_task_images = read_task_images
         self.check_request = check_request
         self.default_budget_s = default_budget_s
+        # (tasks running here, queued tasks per live replica): the autoscaler's signals, reported each heartbeat.
+        self.report_load = report_load
         self.draining = False
         self._running: dict[str, asyncio.Task[RunResult]] = {}
         self._housekeeping: list[asyncio.Task[None]] = []
@@ -320,6 +323,14 @@ class OperationsEngine:
         if self.draining:
             return
         await asyncio.to_thread(self.tables.heartbeat, self.executor_id)
+        if self.report_load is not None:
+            queued = await DBOS.list_queued_workflows_async(
+                queue_name=QUEUE, status="ENQUEUED", load_input=False, load_output=False
+            )
+            replicas = await asyncio.to_thread(self.tables.live_executors, self.config.dead_after_s)
+            # Each replica reports its share of the queue, so that the autoscaler's average over pods is
+            # the queue per replica (every pod reporting the whole queue would scale out N times too far).
+            self.report_load(len(self._running), len(queued) / max(replicas, 1))
         dead = await asyncio.to_thread(self.tables.claim_dead, self.config.dead_after_s)
         if dead:
             handles = await asyncio.to_thread(DBOS._recover_pending_workflows, dead)

@@ -109,6 +109,15 @@ class Tables:
             if not updated:
                 connection.execute(EXECUTORS.insert().values(executor_id=executor_id, heartbeat_s=now))
 
+    def live_executors(self, dead_after_s: float) -> int:
+        """Replicas that wrote a heartbeat within `dead_after_s`."""
+        cutoff = time.time() - dead_after_s
+        with self.engine.connect() as connection:
+            count = connection.execute(
+                sa.select(sa.func.count()).select_from(EXECUTORS).where(EXECUTORS.c.heartbeat_s >= cutoff)
+            ).scalar_one()
+        return int(count)
+
     def claim_dead(self, dead_after_s: float) -> list[str]:
         """Replicas silent for `dead_after_s`, each claimed by exactly one caller (its row deleted)."""
         cutoff = time.time() - dead_after_s

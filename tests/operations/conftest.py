@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -126,9 +126,17 @@ def accept_request(request: inpaint_pb2.InpaintRequest) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_engine(config: OperationsConfig, runner: TaskRunner) -> AsyncIterator[OperationsEngine]:
+async def running_engine(
+    config: OperationsConfig, runner: TaskRunner, report_load: Callable[[int, float], None] | None = None
+) -> AsyncIterator[OperationsEngine]:
     engine = OperationsEngine(
-        config, runner, port=0, read_task_images=read_task_images, check_request=accept_request, default_budget_s=60.0
+        config,
+        runner,
+        port=0,
+        read_task_images=read_task_images,
+        check_request=accept_request,
+        default_budget_s=60.0,
+        report_load=report_load,
     )
     await engine.start()
     try:

@@ -175,6 +175,28 @@ def test_queued_tasks_see_their_position_and_all_complete(database_url: str, tmp
     asyncio.run(scenario())
 
 
+def test_the_autoscalers_signals_follow_the_queue(database_url: str, tmp_path: Path) -> None:
+    """Tasks run through the durable queue, not the server's work queue: the engine itself reports what the
+    HorizontalPodAutoscaler reads (in flight on this replica, and its share of the queue)."""
+    runner = FakeRunner(tmp_path / "log", candidates=1, gate=tmp_path / "go")
+    reports: list[tuple[int, float]] = []
+
+    async def scenario() -> None:
+        config = config_for(database_url, tmp_path, worker_concurrency=2, heartbeat_s=0.1, dead_after_s=1.0)
+        async with running_engine(config, runner, lambda running, queued: reports.append((running, queued))) as engine:
+            names = [(await engine.submit(request(f"a{i}", init=f"{i}".encode())))[0].name for i in range(5)]
+            while len(runner.started) < 2 or not reports or reports[-1] != (2, 3.0):
+                await asyncio.sleep(0.05)
+            (tmp_path / "go").touch()
+            for name in names:
+                await finished(engine, name)
+            while reports[-1] != (0, 0.0):
+                await asyncio.sleep(0.05)
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+    assert (2, 3.0) in reports and reports[-1] == (0, 0.0)
+
+
 def test_list_filters_by_state_and_prefix_and_delete_forgets_everything(database_url: str, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_engine(config_for(database_url, tmp_path), FakeRunner(tmp_path / "log")) as engine:
