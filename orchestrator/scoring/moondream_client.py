@@ -19,6 +19,7 @@ The composites and questions are pure functions; only `MoondreamJudge` talks to 
 
 from __future__ import annotations
 
+import asyncio
 import string
 import uuid
 from collections.abc import Sequence
@@ -174,38 +175,67 @@ class MoondreamJudge:
             deadline: the caller's; the call's timeout is the time left, at most the judge's own timeout.
             request_id: the id the server logs this call under (see `wire_request_id`); a fresh one when empty.
         """
+        call = self._prepare(queries, deadline, request_id)
+        if isinstance(call, str):
+            return _not_made(call, len(queries)), False
+        request, timeout, metadata = call
+        try:
+            response: moondream_pb2.ScoreResponse = self._stub.Score(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as error:
+            return _failed(error, len(queries)), False
+        return _parts(response), response.model.standin
+
+    async def score_async(
+        self, queries: Sequence[tuple[np.ndarray, str]], deadline: Deadline | None = None, *, request_id: str = ""
+    ) -> tuple[list[QuestionScore], bool]:
+        """`score` for the event loop: the request is built in a worker thread, and cancelling the awaiting task
+        cancels the call, so the server stops the work (its cancel token is checked between steps)."""
+        call = await asyncio.to_thread(self._prepare, queries, deadline, request_id)
+        if isinstance(call, str):
+            return _not_made(call, len(queries)), False
+        request, timeout, metadata = call
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[moondream_pb2.ScoreResponse] = loop.create_future()
+        pending = self._stub.Score.future(request, timeout=timeout, metadata=metadata)
+
+        def done(finished: grpc.Future[moondream_pb2.ScoreResponse]) -> None:
+            def settle() -> None:
+                if answer.done():
+                    return
+                error = finished.exception()
+                if error is not None:
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(finished.result())
+
+            loop.call_soon_threadsafe(settle)
+
+        pending.add_done_callback(done)
+        try:
+            response = await answer
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        except grpc.RpcError as error:
+            return _failed(error, len(queries)), False
+        return _parts(response), response.model.standin
+
+    def _prepare(
+        self, queries: Sequence[tuple[np.ndarray, str]], deadline: Deadline | None, request_id: str
+    ) -> tuple[moondream_pb2.ScoreRequest, float, tuple[tuple[str, str]]] | str:
+        """The request, its timeout and metadata; or, when no time is left, why no call is made."""
         request_id = wire_request_id(request_id)
+        try:
+            timeout = (deadline or Deadline.never()).timeout(self._timeout_s)
+        except DeadlinePassedError as error:
+            return f"moondream call not made: {error}"
         request = moondream_pb2.ScoreRequest(
             queries=[
                 moondream_pb2.ScoreQuery(image=encode_png(image), question=question) for image, question in queries
             ],
             request_id=request_id,
         )
-        try:
-            timeout = (deadline or Deadline.never()).timeout(self._timeout_s)
-        except DeadlinePassedError as error:
-            reason = f"moondream call not made: {error}"
-            return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in queries], False
-        try:
-            response: moondream_pb2.ScoreResponse = self._stub.Score(
-                request, timeout=timeout, metadata=((REQUEST_ID_KEY, request_id),)
-            )
-        except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else None
-            details = error.details() if isinstance(error, grpc.Call) else str(error)
-            reason = f"moondream call failed: {code.name if code else 'UNKNOWN'}: {details}"
-            return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in queries], False
-        parts = [
-            QuestionScore(
-                score=result.score,
-                method=moondream_pb2.ScoreMethod.Name(result.method),
-                fallback=result.fallback,
-                raw_answer=result.raw_answer,
-                reason=result.fallback_reason,
-            )
-            for result in response.results
-        ]
-        return parts, response.model.standin
+        return request, timeout, ((REQUEST_ID_KEY, request_id),)
 
     def identity(self, result_face: np.ndarray, character_face: np.ndarray, *, request_id: str = "") -> Judgement:
         """Cross-validated identity: both composites, both phrasings, averaged."""
@@ -216,3 +246,28 @@ class MoondreamJudge:
         """How well the face fits the scene (lighting, colour, focus, grain)."""
         parts, standin = self.score([(result_image, CONSISTENCY_QUESTION)], request_id=request_id)
         return combine(parts, standin=standin)
+
+
+def _failed(error: grpc.RpcError, count: int) -> list[QuestionScore]:
+    """A failed call: every question gets the flagged fallback, with the status as the reason."""
+    code = error.code() if isinstance(error, grpc.Call) else None
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    reason = f"moondream call failed: {code.name if code else 'UNKNOWN'}: {details}"
+    return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in range(count)]
+
+
+def _not_made(reason: str, count: int) -> list[QuestionScore]:
+    return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in range(count)]
+
+
+def _parts(response: moondream_pb2.ScoreResponse) -> list[QuestionScore]:
+    return [
+        QuestionScore(
+            score=result.score,
+            method=moondream_pb2.ScoreMethod.Name(result.method),
+            fallback=result.fallback,
+            raw_answer=result.raw_answer,
+            reason=result.fallback_reason,
+        )
+        for result in response.results
+    ]

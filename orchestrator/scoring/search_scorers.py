@@ -81,12 +81,16 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
 
 
 def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndarray]:
-    """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call."""
+    """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call; a cancelled
+    task cancels the call, and the server stops the work."""
 
-    def judge_candidate(image: np.ndarray, deadline: Deadline, request_id: str) -> list[SignalScore]:
+    def questions(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
         result_face = np.ascontiguousarray(image[task.box.slices()])
-        queries = [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
-        parts, standin = judge.score(queries, deadline, request_id=request_id)
+        return [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
+
+    async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
+        queries = await asyncio.to_thread(questions, candidate.image)
+        parts, standin = await judge.score_async(queries, candidate.deadline, request_id=candidate.request_id)
         source = "moondream:stand-in" if standin else "moondream"
         out = []
         for signal, judgement in (
@@ -104,9 +108,6 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
                 )
             )
         return out
-
-    async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
-        return await asyncio.to_thread(judge_candidate, candidate.image, candidate.deadline, candidate.request_id)
 
     return Scorer(name="moondream", signals=(IDENTITY, CONSISTENCY), score=score)
 
