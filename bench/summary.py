@@ -20,6 +20,7 @@ PARTS = (
     "orchestrator",
     "prepare_memory",
     "face_features",
+    "operations",
     "fleet",
 )
 # The figures the summary shows (dotted paths into each part's JSON); latest.json keeps everything.
@@ -65,6 +66,12 @@ KEY_FIGURES = {
         "added_cost.face_parser_and_occluder_vs_skin_colour_ms",
         "added_cost.edge_delta_e_colour_match_on",
         "added_cost.edge_delta_e_colour_match_off",
+    ),
+    "operations": (
+        "sqlite.submit_to_first_progress_ms.p50",
+        "sqlite.store_overhead_per_candidate_ms.p50",
+        "postgresql.submit_to_first_progress_ms.p50",
+        "postgresql.store_overhead_per_candidate_ms.p50",
     ),
     "fleet": (
         "goals.tasks_at_load",
