@@ -28,11 +28,11 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from inpaint.v1 import image_pb2
+from inpaint.v1 import image_pb2, inpaint_pb2
 from PIL import Image
 
 from orchestrator import sample_photos
-from orchestrator.client import InpaintClient, task_request, timings_s
+from orchestrator.client import InpaintClient, timings_s
 from stack.local import Stack, StackConfig
 from tools.evaluation.dlib_faces import detect_faces, face_descriptor
 
@@ -43,8 +43,10 @@ IDENTITY_THRESHOLD = 0.6
 class E2ETask:
     name: str
     init: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray | None  # None: the service builds the mask from the chosen face
     character: np.ndarray
+    more_characters: tuple[np.ndarray, ...] = ()  # further photos of the same identity
+    face: inpaint_pb2.FaceSettings | None = None
 
 
 @dataclass
@@ -86,6 +88,22 @@ def task_set() -> list[E2ETask]:
             sample_photos.tom_hanks(),
         ),
         E2ETask("group_face_as_astronaut", group, mask.astype(bool), sample_photos.astronaut()),
+        # The face features: no mask (the largest face chosen, its mask built), pixel boost and colour match;
+        # two photos of the identity (the second mirrored), their mean identity put in.
+        E2ETask(
+            "astronaut_as_tom_hanks_no_mask_boosted",
+            sample_photos.astronaut(),
+            None,
+            sample_photos.tom_hanks(),
+            face=inpaint_pb2.FaceSettings(target=inpaint_pb2.FACE_TARGET_LARGEST, swap_size=256, colour_match=True),
+        ),
+        E2ETask(
+            "astronaut_as_tom_hanks_two_photos",
+            sample_photos.astronaut(),
+            sample_photos.astronaut_face_mask(),
+            sample_photos.tom_hanks(),
+            more_characters=(np.ascontiguousarray(sample_photos.tom_hanks()[:, ::-1]),),
+        ),
     ]
 
 
@@ -106,9 +124,18 @@ def identity_distance(result: np.ndarray, mask: np.ndarray, character: np.ndarra
 
 def run_task(client: InpaintClient, task: E2ETask, threshold: float, timeout_s: float) -> TaskResult:
     outcome = TaskResult(task.name)
-    images = [sample_photos.encode_png(a) for a in (task.init, task.mask, task.character)]
+    png = sample_photos.encode_png
+    images = inpaint_pb2.TaskImages(init_image=image_pb2.Image(data=png(task.init)))
+    if task.mask is not None:
+        images.mask.data = png(task.mask)
+    if task.more_characters:
+        images.character_images.extend(image_pb2.Image(data=png(c)) for c in (task.character, *task.more_characters))
+    else:
+        images.character_image.data = png(task.character)
     # A fresh run each time (not a replay of an earlier e2e run on the same stack).
-    request = task_request(*images, request_id=f"e2e-{task.name}-{time.time_ns()}")
+    request = inpaint_pb2.InpaintRequest(request_id=f"e2e-{task.name}-{time.time_ns()}", images=images)
+    if task.face is not None:
+        request.face.CopyFrom(task.face)
     try:
         response = client.inpaint(request, timeout_s)
     except grpc.RpcError as error:
@@ -123,7 +150,8 @@ def run_task(client: InpaintClient, task: E2ETask, threshold: float, timeout_s: 
     changed = (result != task.init).any(axis=2)
     outcome.only_inside_mask = bool(changed.any() and not (changed & ~used_mask).any())
     # The service's mask may grow beyond the given one (landmark hull); how far, for the report.
-    outcome.changed_outside_given_mask = int((changed & ~task.mask).sum())
+    if task.mask is not None:
+        outcome.changed_outside_given_mask = int((changed & ~task.mask).sum())
     outcome.identity_enforced = not outcome.stand_in_models
     outcome.identity_distance = identity_distance(result, used_mask, task.character)
     outcome.identity_ok = outcome.identity_distance is not None and outcome.identity_distance <= threshold
