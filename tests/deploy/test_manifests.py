@@ -1009,3 +1009,26 @@ def test_torch_index_is_published_for_the_locked_torch_and_the_nodes_cuda(name: 
     assert int(index[2]) == wheels["cuda_major_of_image"][triton_image], (
         f"{name}: CUDA {index[2]} beside {triton_image}"
     )
+
+
+def test_triton_can_read_its_repository_from_an_object_store(tmp_path: Path) -> None:
+    """The alternative to a ReadWriteMany volume: a Job prepares the repository once and uploads it; Triton's
+    pods read `s3://...` at start (Triton reads object stores natively) and mount no model volume."""
+    docs = render_with_components(tmp_path, "gpu", ["triton-object-store"])
+    triton = find(docs, "Deployment", "triton")
+    spec = triton["spec"]["template"]["spec"]
+    container = main_container(triton)
+    assert "--model-repository=$(MODEL_REPOSITORY)" in container["args"]
+    assert not any("/models" in a for a in container["args"])
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODEL_REPOSITORY"]["valueFrom"]["configMapKeyRef"]["name"] == "triton-model-repository"
+    assert "model-repository" not in {v["name"] for v in spec["volumes"]}
+    assert not spec.get("initContainers"), "nothing to wait for: the upload Job ran before"
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "triton-model-repository"]
+    assert config_map["data"]["url"].startswith("s3://")
+    job = find(docs, "Job", "upload-triton-models")
+    job_spec = job["spec"]["template"]["spec"]
+    assert "tools.models.prepare" in job_spec["initContainers"][0]["args"][0]
+    assert "aws s3 sync" in job_spec["containers"][0]["args"][0]
+    for version in KUBERNETES_VERSIONS:
+        assert validation_errors(docs, version) == []
