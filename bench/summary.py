@@ -110,15 +110,25 @@ def main(argv: list[str] | None = None) -> int:
         f"Written {merged['written_at']} by `make bench`; the numbers are in `latest.json`.",
         "",
     ]
+    earlier_path = args.results / "latest.json"
+    earlier: dict[str, Any] = json.loads(earlier_path.read_text()) if earlier_path.is_file() else {}
     for part in PARTS:
         path = args.results / f"{part}.json"
-        if not path.is_file():
+        if path.is_file():
+            data = json.loads(path.read_text())
+            when = "this run"
+        elif part in earlier:
+            # Not run this time (each benchmark can run on its own): keep the last figures, said as such.
+            data = earlier[part]
+            when = f"an earlier run ({earlier.get('written_at', 'date unknown')})"
+        else:
             lines += [f"## {part}", "", "not run", ""]
             continue
-        data = json.loads(path.read_text())
         merged[part] = data
         figures = flatten(data, depth=6)
-        lines += [f"## {part}", "", "| measure | value |", "|---|---|"]
+        lines += [f"## {part}", ""]
+        lines += [f"Figures from {when}.", ""] if when != "this run" else []
+        lines += ["| measure | value |", "|---|---|"]
         lines += [f"| {key} | {figures.get(key, 'missing')} |" for key in KEY_FIGURES[part]]
         lines.append("")
     (args.results / "latest.json").write_text(json.dumps(merged, indent=2) + "\n")
