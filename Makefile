@@ -20,6 +20,7 @@ help:
 	@echo "make test      every test, against real local server processes"
 	@echo "make setup     build every environment (idempotent)"
 	@echo "make up/down   start/stop Triton, Qwen-Edit, Moondream and the orchestrator on 127.0.0.1 (logs: runs/current/)"
+	@echo "make console   the HTTP/JSON gateway and the web console on the local stack (prints the URL)"
 	@echo "make e2e       end-to-end checks (E2E_ORCHESTRATOR=host:port targets a running stack)"
 	@echo "make models    download the real weights (needs internet) and prepare triton_models/"
 	@echo "make standins  generate tiny random-weight stand-ins and prepare triton_models/ (offline)"

@@ -41,6 +41,7 @@ from orchestrator.scoring.gemini import GeminiConfig
 from orchestrator.search import SearchConfig
 from orchestrator.search.signals import CONSISTENCY, IDENTITY, REALISM
 from orchestrator.tracing import TracingConfig
+from servers.common.auth import AuthConfig
 from servers.common.images import DEFAULT_MAX_PIXELS
 from servers.common.settings import Port, ServerSettings, section
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     Mask = MaskRefinementConfig
     Blend = BlendConfig
     Operations = OperationsConfig
+    Auth = AuthConfig
 else:
     Triton = section(TritonConfig)
     QwenEdit = section(QwenEditClientConfig)
@@ -74,6 +76,7 @@ else:
     Mask = section(MaskRefinementConfig)
     Blend = section(BlendConfig)
     Operations = section(OperationsConfig)
+    Auth = section(AuthConfig)
 
 
 class OrchestratorConfig(ServerSettings):
@@ -119,6 +122,8 @@ class OrchestratorConfig(ServerSettings):
     deadline_margin_s: Annotated[float, Field(ge=0)] = 30.0
     # Tasks as durable operations: the database, the blob store, the queue, replicas, retention.
     operations: Operations = Operations()
+    # Who may call the public services (API keys; off by default, on in the cluster overlay).
+    auth: Auth = Auth()
 
     def face_stage(self) -> FaceStageConfig:
         return FaceStageConfig(detection=self.detection, mask=self.mask, blend=self.blend, faces=self.faces)

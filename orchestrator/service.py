@@ -36,6 +36,7 @@ from orchestrator.requests import parse_request
 from orchestrator.search.signals import REALISM
 from orchestrator.tasks import TaskStore
 from orchestrator.tracing import configure_tracing
+from servers.common.auth import AuthConfigError, Authenticator
 from servers.common.logs import configure_logging, fields
 from servers.common.server import ModelServer
 from servers.common.settings import ConfigError, load_settings
@@ -170,12 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         # A bad setting stops the process here, before it reports SERVING and refuses every request.
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    try:
+        auth = Authenticator.from_config(config.auth)
+    except AuthConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     configure_logging(config.log_level)
     configure_tracing(config.tracing)
     server = ModelServer("orchestrator", config)
     pipeline = InpaintPipeline(config)
     task_metrics = TaskMetrics(server.metrics.registry)
     store = TaskStore(config.task_store)
+
     def report_load(running: int, queued_per_replica: float) -> None:
         # What the HorizontalPodAutoscaler reads (deploy/components/monitoring): tasks in flight on this
         # replica and its share of the queue.
@@ -193,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     servicer = InpaintServicer(server, engine)
     operations = OperationsServicer(server, engine)
-    server.add_service(SERVICE_NAME, lambda s: inpaint_pb2_grpc.add_InpaintServiceServicer_to_server(servicer, s))
     server.add_service(
-        OPERATIONS_SERVICE_NAME, lambda s: operations_pb2_grpc.add_OperationsServiceServicer_to_server(operations, s)
+        SERVICE_NAME, lambda s: inpaint_pb2_grpc.add_InpaintServiceServicer_to_server(servicer, auth.guard(s))
+    )
+    server.add_service(
+        OPERATIONS_SERVICE_NAME,
+        lambda s: operations_pb2_grpc.add_OperationsServiceServicer_to_server(operations, auth.guard(s)),
     )
 
     def load() -> None:

@@ -1,6 +1,7 @@
 """The layers import downward only (docs/architecture.md, "Layers").
 
-    tools/ bench/ tests/  >  cli/  >  stack/  >  orchestrator/, servers/<model>/  >  servers/common/  >  contracts
+    tools/ bench/ tests/  >  cli/  >  stack/  >  gateway/, orchestrator/, servers/<model>/  >  servers/common/  >  ...
+    (... the Triton contracts, then the generated code)
 
 A lower layer importing a higher one (serving code importing dev tooling, a server importing the
 orchestrator, the shared scaffolding importing one model server) is a failure naming the file and line.
@@ -22,6 +23,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "servers": ("orchestrator", "tools", "stack", "cli", "bench", "tests"),
     "stack": ("cli", "tools", "bench", "tests"),
     "cli": ("tools", "bench", "tests"),
+    "gateway": ("tools", "stack", "cli", "bench", "tests"),
 }
 # The shared scaffolding and the model repository's contracts import no model server.
 FORBIDDEN_PREFIXES: dict[str, tuple[str, ...]] = {

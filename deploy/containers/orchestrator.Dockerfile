@@ -11,6 +11,8 @@ COPY requirements/orchestrator.lock requirements/
 COPY gen gen
 COPY orchestrator orchestrator
 COPY servers servers
+# The HTTP/JSON gateway and console run from this image too (deploy/components/gateway).
+COPY gateway gateway
 COPY tools tools
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \

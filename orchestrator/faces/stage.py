@@ -160,12 +160,14 @@ class FaceStage:
         target: Face,
         applied: dict[str, Scalar],
         deadline: Deadline | None,
+        clock: _Clock,
     ) -> tuple[MaskRefinement, FaceRegions | None]:
         """The landmark hull united with the given mask, hair and occluders kept from the init image."""
         faces = self.config.faces
         regions = None
         if self.config.mask.enabled and self.config.mask.exclude_hair:
             regions = face_regions(self.analyzer, init, target, faces.parser_model, faces.occluder_model, deadline)
+        clock.lap("face_regions")
         mask_config = replace(self.config.mask, exclude_hair=False) if regions else self.config.mask
         refinement = refine_mask(init, given, target.landmarks, mask_config)
         if regions is not None:
@@ -210,7 +212,7 @@ class FaceStage:
         # Hair and occluders: the face parser and occluder when Triton serves them, else the skin-colour model.
         regions: FaceRegions | None = None
         try:
-            refinement, regions = self._refine(init, given, target, applied, deadline)
+            refinement, regions = self._refine(init, given, target, applied, deadline, clock)
         except DeadlineExceededError:
             raise
         except Exception as error:  # refinement improves the mask; it must never fail the task
