@@ -135,7 +135,8 @@ class InpaintPipeline:
         started = time.monotonic()
         config, deadline, request_id = task.config, task.deadline, task.request_id
         images = task.images
-        stage = FaceStage(self.analyzer, config.face_stage(), standin=bool(self.triton_standins))
+        analyzer = self.analyzer.for_request(request_id)  # every Triton call carries the request id
+        stage = FaceStage(analyzer, config.face_stage(), standin=bool(self.triton_standins))
         photos, mask = images.identity_photos(), images.mask
         face_span = child_span(span, "inpaint.face_stage")
         try:
@@ -157,7 +158,7 @@ class InpaintPipeline:
             character_crop=face_crop(images.character, face.character),
         )
         scorers: list[Scorer[np.ndarray]] = [
-            local_scorer(self.analyzer, scoring),
+            local_scorer(analyzer, scoring),
             moondream_scorer(self.judge, scoring),
         ]
         if self.gemini.has_key:

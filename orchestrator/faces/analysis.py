@@ -82,6 +82,12 @@ class FaceAnalyzer:
             0, input_size=size, det_thresh=detection.score_threshold, nms_thresh=detection.nms_threshold
         )
 
+    def for_request(self, request_id: str) -> FaceAnalyzer:
+        """This analyzer as one request uses it: every Triton call carries the request id."""
+        scoped = copy.copy(self)
+        scoped.models = self.models.for_request(request_id)
+        return scoped
+
     def detect(self, image: np.ndarray, deadline: Deadline | None = None) -> list[Face]:
         """Faces in the image, best score first."""
         bgr = np.ascontiguousarray(image[..., ::-1])  # insightface's detector expects OpenCV's BGR

@@ -7,6 +7,7 @@ thresholds and NMS run unchanged on Triton's outputs; the orchestrator needs no 
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from orchestrator.errors import DeadlineExceededError, ModelUnavailableError
 from orchestrator.search.deadline import Deadline
+from servers.common.interceptor import REQUEST_ID_KEY
 from servers.triton.contracts import ARCFACE_W600K, DET_10G, INSWAPPER_128, LANDMARK_2D106
 
 # Images travel as float32 tensors: a 1280x1280 detection input alone is ~20 MB, over gRPC's 4 MiB default.
@@ -72,6 +74,14 @@ class TritonModels:
         )
         self._metadata: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Sent with every inference (as `x-request-id` metadata and the KServe request id); see for_request.
+        self.request_id = ""
+
+    def for_request(self, request_id: str) -> TritonModels:
+        """This client as one request uses it: the same channel and caches, every inference tagged with its id."""
+        scoped = copy.copy(self)
+        scoped.request_id = request_id
+        return scoped
 
     def close(self) -> None:
         self.client.close()
@@ -137,7 +147,14 @@ class TritonModels:
         if timeout <= 0:
             raise DeadlineExceededError(f"no time left for {model}")
         try:
-            result = self.client.infer(model, request, outputs=wanted, client_timeout=timeout)
+            result = self.client.infer(
+                model,
+                request,
+                outputs=wanted,
+                client_timeout=timeout,
+                request_id=self.request_id,
+                headers={REQUEST_ID_KEY: self.request_id} if self.request_id else None,
+            )
         except InferenceServerException as exc:
             if limited and "Deadline" in (exc.message() or ""):
                 raise DeadlineExceededError(f"{model} did not answer before the request's deadline") from exc

@@ -13,6 +13,7 @@ from orchestrator.faces.analysis import DetectionConfig, Face, FaceAnalyzer
 from orchestrator.faces.selection import choose_character_face, choose_target_face
 from orchestrator.faces.stage import FaceStage, FaceStageResult
 from orchestrator.faces.triton_client import TritonModels
+from orchestrator.search import Deadline
 from tests.conftest import settled_statistics
 
 pytestmark = pytest.mark.triton
@@ -193,3 +194,23 @@ def test_a_failing_mask_refinement_keeps_the_given_mask_and_says_why(
     assert "mask refinement failed (ValueError: a degenerate hull)" in result.mask.reason
     changed = (result.blended != astronaut).any(axis=2)
     assert changed.any() and not (changed & ~given).any(), "the swap is still blended inside the given mask"
+
+
+def test_every_triton_call_of_a_request_carries_its_id(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray, tom_hanks: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request id reaches Triton with each inference (gRPC metadata and the KServe request id), through the
+    real client and server; the shared analyzer is not changed by a request's view of it."""
+    seen: list[tuple[str, dict[str, str] | None]] = []
+    client = analyzer.models.client
+    real_infer = client.infer
+
+    def recording_infer(*args: object, **kwargs: object) -> object:
+        seen.append((str(kwargs.get("request_id")), kwargs.get("headers")))  # type: ignore[arg-type]
+        return real_infer(*args, **kwargs)
+
+    monkeypatch.setattr(client, "infer", recording_infer)
+    scoped = analyzer.for_request("task-77")
+    FaceStage(scoped, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks, Deadline.after(60))
+    assert seen and all(rid == "task-77" and headers == {"x-request-id": "task-77"} for rid, headers in seen)
+    assert analyzer.models.request_id == "" and scoped.models.client is analyzer.models.client
