@@ -86,7 +86,7 @@ def test_the_pipeline_raises_deadline_exceeded_when_the_face_stage_outlasts_the_
     task = Task("late", images, RequestSettings(), config, Deadline.after(0.2))
     with (
         mock.patch.object(FaceStage, "run", slow),
-        mock.patch.object(InpaintPipeline, "analyzer", None),
+        mock.patch.object(InpaintPipeline, "analyzer", mock.Mock()),
         pytest.raises(DeadlineExceededError, match="face stage"),
     ):
         asyncio.run(pipeline.run(task))
