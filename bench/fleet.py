@@ -140,7 +140,7 @@ def orchestrator(
 ) -> Iterator[str]:
     args = [
         str(python_of(".venv")), "-m", "orchestrator.service", f"--port={port}", "--metrics-port=0",
-        "--max-concurrent=16", "--max-queue=64", f"--triton.url={triton_url}", f"--triton.repository={repository}",
+        f"--triton.url={triton_url}", f"--triton.repository={repository}",
         f"--qwen-edit.target={qwen}", f"--moondream.target={moondream}", f"--gemini.base-url={gemini_url}",
         "--gemini.models=gemini-3-flash-fake", "--probe-wait-s=0", "--worker-threads=64",
         f"--refinement.min-edit-size={edit_px}", f"--refinement.max-edit-size={edit_px}",

@@ -86,9 +86,6 @@ class OrchestratorConfig(ServerSettings):
 
     port: Port = 50050
     metrics_port: Port = 9460
-    # Tasks searched at once per replica; the model servers queue their own work.
-    max_concurrent: Annotated[int, Field(ge=1)] = 2
-    max_queue: Annotated[int, Field(ge=0)] = 16
     # A task's stream lasts as long as its search (up to default_deadline_s): a connection past its age keeps
     # its calls this long before they are cut.
     max_connection_age_grace_s: Annotated[float, Field(ge=0)] = 1900.0

@@ -785,6 +785,12 @@ def config_cap(component: Component, env: dict[str, str], metric: str) -> float:
         ]
         return float(sum(sizes)) if sizes else float("inf")
     config = effective_config(component, env)
+    if isinstance(config, OrchestratorConfig):
+        # Tasks run from the durable queue: the per-replica limit and the queue's bound are the operations'.
+        if metric.endswith("_queue_depth"):
+            return float(config.operations.max_queued)
+        if metric.endswith("_in_flight"):
+            return float(config.operations.worker_concurrency)
     if metric.endswith("_queue_depth"):
         return float(config.max_queue)
     if metric.endswith("_in_flight"):

@@ -66,7 +66,7 @@ def test_nested_settings_come_from_file_env_and_flags_in_that_order(tmp_path: Pa
         ({"INPAINT_SEARCH__K_GLOBAL": "0"}, "search (from env INPAINT_SEARCH__K_GLOBAL): k_global: must be at least 1"),
         ({"INPAINT_PORT": "http"}, "port (from env INPAINT_PORT)"),
         ({"INPAINT_REFINEMENT__MAX_EDIT_SIZE": "256"}, "max_edit_size: must be at least min_edit_size"),
-        ({"INPAINT_MAX_CONCURRENT": "0"}, "max_concurrent (from env INPAINT_MAX_CONCURRENT)"),
+        ({"INPAINT_OPERATIONS__WORKER_CONCURRENCY": "0"}, "worker_concurrency must be at least 1"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(env: dict[str, str], named: str) -> None:
