@@ -21,6 +21,7 @@ from orchestrator.operations.status import to_service_error
 from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
 from orchestrator.requests import parse_request
 from orchestrator.search import ProgressEvent, SearchConfigError, SearchFailedError
+from orchestrator.search.memo import candidate_image_key
 from orchestrator.tasks import TaskStore
 
 
@@ -50,7 +51,11 @@ class PipelineRunner:
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         response = await asyncio.to_thread(api.response, outcome, False)
-        images = await asyncio.to_thread(lambda: {cid: encode_png(image) for cid, image in outcome.images.items()})
+        images: dict[str, bytes] = {}
+        for cid, image in outcome.images.items():
+            # A generated candidate's PNG is already in the attempt's memo: encode only the others (the raw swap).
+            kept = await run.memo.recall(candidate_image_key(cid)) if run.memo is not None else None
+            images[cid] = kept if kept is not None else await asyncio.to_thread(encode_png, image)
         return RunResult(response=response, candidate_images=images)
 
 

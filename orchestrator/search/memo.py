@@ -30,6 +30,11 @@ from orchestrator.search.contracts import (
 )
 
 
+def candidate_image_key(candidate_id: str) -> str:
+    """Where a generated candidate's encoded image is kept in the memo."""
+    return f"candidates/{candidate_id}.image"
+
+
 class MemoStore(Protocol):
     """Bytes by key, durable across processes (one task attempt's scope)."""
 
@@ -54,7 +59,7 @@ def remembered_generate(
     async def remembered(stage: StageRequest[ImageT]) -> AsyncIterator[GeneratedImage[ImageT]]:
         missing = []
         for request in stage.requests:
-            image = await store.recall(f"candidates/{request.candidate_id}.image")
+            image = await store.recall(candidate_image_key(request.candidate_id))
             meta = await store.recall(f"candidates/{request.candidate_id}.json")
             if image is None or meta is None:
                 missing.append(request)
@@ -71,7 +76,7 @@ def remembered_generate(
         async for generated in generate(replace(stage, requests=tuple(missing))):
             encoded = await asyncio.to_thread(codec.encode, generated.image)
             # The image first, its description last: a candidate counts as made once both are stored.
-            await store.record(f"candidates/{generated.candidate_id}.image", encoded)
+            await store.record(candidate_image_key(generated.candidate_id), encoded)
             described = {"elapsed_s": generated.elapsed_s, "info": dict(generated.info)}
             await store.record(f"candidates/{generated.candidate_id}.json", json.dumps(described).encode())
             yield generated

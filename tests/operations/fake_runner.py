@@ -15,6 +15,7 @@ from pathlib import Path
 from inpaint.v1 import image_pb2, inpaint_pb2
 
 from orchestrator.operations.engine import RunResult, TaskFailedError, TaskRun
+from orchestrator.search.memo import candidate_image_key
 from servers.common import errors as service_errors
 
 
@@ -47,12 +48,12 @@ class FakeRunner:
             await self._wait_for_gate(candidate_id)
 
             assert run.memo is not None
-            recalled = await run.memo.recall(f"candidates/{candidate_id}.image")
+            recalled = await run.memo.recall(candidate_image_key(candidate_id))
             if recalled is None:
                 with self.log.open("a") as file:
                     file.write(f"{request_id} {candidate_id}\n")
                 recalled = f"png of {candidate_id}".encode()
-                await run.memo.record(f"candidates/{candidate_id}.image", recalled)
+                await run.memo.record(candidate_image_key(candidate_id), recalled)
             images[candidate_id] = recalled
             run.on_event(
                 inpaint_pb2.ProgressEvent(
