@@ -98,6 +98,7 @@ class StackConfig:
     qwen_model: Path | None = None  # None: real weights if present, else the stand-in
     moondream_model: Path | None = None
     extra_orchestrator_args: tuple[str, ...] = ()
+    extra_qwen_edit_args: tuple[str, ...] = ()  # e.g. ("--simulate-step-s=...",) for tests and benchmarks
     orchestrator_env: tuple[tuple[str, str], ...] = ()  # e.g. (("GEMINI_API_KEY", ...),) for tests
     ready_timeout_s: float = 600.0
 
@@ -166,7 +167,8 @@ def plan(config: StackConfig, run_dir: Path) -> list[ServiceSpec]:
             [
                 _python(".venv-qwen"), "-m", "servers.qwen_edit", f"--model-dir={qwen_dir}",
                 f"--port={p.qwen_edit}", f"--metrics-port={p.qwen_edit_metrics}", f"--device={config.device}",
-                            ],
+                *config.extra_qwen_edit_args,
+            ],
             f"grpc:127.0.0.1:{p.qwen_edit}",
         ),
         ServiceSpec(
