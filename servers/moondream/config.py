@@ -53,6 +53,7 @@ class MoondreamServerConfig(ServerSettings):
     score_max_new_tokens: Positive = 8
     score_instruction: str = DEFAULT_SCORE_INSTRUCTION
     min_answer_mass: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
-    # Fleet simulation (stand-ins only): every answer also waits this long, as a real model on a GPU
-    # would take, so that many replicas fit on a CPU. 0: off.
+    # Fleet simulation (stand-ins only): every answer takes this long, as a real model on a GPU would,
+    # and the stand-in does not run (a sleep, not CPU, so that many replicas fit on two cores); scores are
+    # then fixed by the image and the question, and the raw answer says they were simulated. 0: off.
     simulate_answer_s: Annotated[float, Field(ge=0.0)] = 0.0

@@ -17,6 +17,7 @@ came from the cache.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,9 @@ from servers.common.logs import REQUEST_ID, fields
 from servers.common.server import ModelServer, token_for
 from servers.moondream.config import MoondreamServerConfig
 from servers.moondream.errors import InvalidImageError
-from servers.moondream.model import ModelInfo, PreparedImage, VisionLanguageModel
+from servers.moondream.model import Answer, ModelInfo, PreparedImage, VisionLanguageModel
 from servers.moondream.scorer import ScoredQuestion, score_question
-from servers.moondream.scoring import ScoreMethod
+from servers.moondream.scoring import Score, ScoreMethod
 
 _METHOD_TO_PROTO = {
     ScoreMethod.DIGIT_LOGITS: moondream_pb2.SCORE_METHOD_DIGIT_LOGITS,
@@ -108,10 +109,13 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
         self._model = model
         self._server.log.info("model loaded", extra=fields(**vars(model.info)))
 
+    @property
+    def _simulating(self) -> bool:
+        return self._config.simulate_answer_s > 0
+
     def _simulate(self, token: CancelToken) -> None:
-        """Fleet simulation: an answer also takes the time a real model on a GPU would (sleep, not CPU)."""
-        if self._config.simulate_answer_s > 0:
-            token.wait(self._config.simulate_answer_s)
+        """Fleet simulation: an answer takes the time a real model on a GPU would (a sleep, not CPU)."""
+        token.wait(self._config.simulate_answer_s)
 
     def _ready_model(self) -> VisionLanguageModel:
         self._server.require_ready()
@@ -137,9 +141,10 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
         token = token_for(context)
 
         def answer_one() -> Any:
-            answered = model.answer(image, question, max_new_tokens=max_new_tokens, token=token)
-            self._simulate(token)
-            return answered
+            if self._simulating:
+                self._simulate(token)
+                return simulated_answer(image, question)
+            return model.answer(image, question, max_new_tokens=max_new_tokens, token=token)
 
         answer = await self._server.work.run(answer_one, token)
         return moondream_pb2.QueryResponse(
@@ -173,6 +178,10 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
             results = []
             for image, question, use_probabilities in jobs:
                 token.check()
+                if self._simulating:
+                    self._simulate(token)
+                    results.append(ScoredQuestion(simulated_score(image, question), image_encoded=False))
+                    continue
                 results.append(
                     score_question(
                         model,
@@ -185,7 +194,6 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
                         token=token,
                     )
                 )
-                self._simulate(token)
             return results
 
         scored = await self._server.work.run(score_all, token)
@@ -209,3 +217,20 @@ class MoondreamServicer(moondream_pb2_grpc.MoondreamServiceServicer):
         if fallbacks:
             self._server.log.info("scores fell back", extra=fields(fallbacks=fallbacks, queries=len(results)))
         return moondream_pb2.ScoreResponse(results=results, model=model_info_message(model.info))
+
+
+SIMULATED = "simulated: no model ran"
+
+
+def simulated_score(image: PreparedImage, question: str) -> Score:
+    """Fleet simulation: a stand-in's score without running it (a random-weight model's answer is noise
+    anyway), so that the benchmark measures scheduling and not the stand-in's CPU. A number on 0..10 fixed
+    by the image and the question, so that candidates differ and the search ranks them as it would real
+    scores; the raw answer says it was simulated."""
+    value = hashlib.sha256(f"{image.key}\0{question}".encode()).digest()[0] % 11
+    return Score(value=float(value), method=ScoreMethod.PARSED_TEXT, raw_answer=f"{value} ({SIMULATED})")
+
+
+def simulated_answer(image: PreparedImage, question: str) -> Answer:
+    """Fleet simulation: a Query's answer without running the stand-in, saying so."""
+    return Answer(text=SIMULATED, image_encoded=False)

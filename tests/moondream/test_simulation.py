@@ -3,6 +3,7 @@ so that many replicas can run on two cores in the fleet benchmark."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,42 @@ def test_each_answer_takes_the_simulated_time(moondream_standin: Path, tmp_path:
         assert elapsed >= 1.5, "three answers at 0.5 s each"
     finally:
         server.stop()
+
+
+def test_simulated_answers_use_no_cpu_and_say_they_are_simulated(
+    moondream_standin: Path, tmp_path: Path, face_photo: np.ndarray
+) -> None:
+    """Before, the stand-in ran as well as sleeping: 7.6 s of CPU per fleet task, which capped the fleet
+    benchmark at the two cores' speed; and its answers were noise that fell back, so every task was degraded."""
+    server = start_server(moondream_standin, tmp_path, "--simulate-answer-s=0.2")
+    try:
+        stub = moondream_pb2_grpc.MoondreamServiceStub(server.channel())
+        queries = [
+            moondream_pb2.ScoreQuery(image=png(np.roll(face_photo, i * 7, axis=1)), question=f"Rate {i}")
+            for i in range(10)
+        ]
+        stub.Score(moondream_pb2.ScoreRequest(queries=queries[:1]), timeout=60)
+        assert server.process is not None
+        pid = server.process.pid
+        cpu_before = cpu_seconds(pid)
+        started = time.monotonic()
+        answer = stub.Score(moondream_pb2.ScoreRequest(queries=queries), timeout=60)
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(pid) - cpu_before
+        again = stub.Score(moondream_pb2.ScoreRequest(queries=queries), timeout=60)
+    finally:
+        server.stop()
+    assert elapsed >= 2.0, "ten answers at 0.2 s each"
+    assert cpu < 0.25 * elapsed, (cpu, elapsed)
+    assert not any(r.fallback for r in answer.results)
+    assert all("simulated" in r.raw_answer and 0 <= r.score <= 10 for r in answer.results)
+    assert len({r.score for r in answer.results}) > 1, "candidates must differ for the search to rank them"
+    assert [r.score for r in again.results] == [r.score for r in answer.results]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def test_a_negative_simulated_time_is_refused_naming_the_setting() -> None:
