@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import ModelUnavailableError
+from orchestrator.operations.blobs import BlobStoreError
 from orchestrator.operations.engine import OperationsEngine
 from orchestrator.operations.runner import PipelineRunner, queued_event
 from orchestrator.operations.servicer import SERVICE_NAME as OPERATIONS_SERVICE_NAME
@@ -189,15 +190,20 @@ def main(argv: list[str] | None = None) -> int:
         server.metrics.in_flight.set(running)
         server.metrics.queue_depth.set(queued_per_replica)
 
-    engine = OperationsEngine(
-        config.operations,
-        PipelineRunner(pipeline, config, on_outcome=task_metrics.record),
-        port=config.port,
-        read_task_images=lambda task_id: store.find(task_id).read(),
-        check_request=lambda request: check_request(request, config, store),
-        default_budget_s=config.default_deadline_s,
-        report_load=report_load,
-    )
+    try:
+        engine = OperationsEngine(
+            config.operations,
+            PipelineRunner(pipeline, config, on_outcome=task_metrics.record),
+            port=config.port,
+            read_task_images=lambda task_id: store.find(task_id).read(),
+            check_request=lambda request: check_request(request, config, store),
+            default_budget_s=config.default_deadline_s,
+            report_load=report_load,
+        )
+    except BlobStoreError as error:
+        # An object store that does not answer stops the replica before it reports SERVING.
+        print(f"blob store error: {error}", file=sys.stderr)
+        return 1
     servicer = InpaintServicer(server, engine)
     operations = OperationsServicer(server, engine)
     server.add_service(

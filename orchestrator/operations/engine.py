@@ -36,7 +36,7 @@ from dbos._sys_db import WorkflowStatus
 from inpaint.v1 import inpaint_pb2, operations_pb2
 
 from orchestrator.errors import InvalidInputError
-from orchestrator.operations.blobs import BlobNotFoundError, LocalBlobStore
+from orchestrator.operations.blobs import BlobNotFoundError, BlobStore, open_blob_store
 from orchestrator.operations.config import OperationsConfig
 from orchestrator.operations.status import NotFoundError, bounded, code_of, reason_of
 from orchestrator.operations.tables import Tables, engine_for
@@ -114,7 +114,7 @@ class AttemptMemo:
     candidates and scores were, so that a replica taking the attempt over after a crash makes none again.
     Deleted with the operation."""
 
-    blobs: LocalBlobStore
+    blobs: BlobStore
     prefix: str
 
     async def recall(self, key: str) -> bytes | None:
@@ -259,7 +259,7 @@ class OperationsEngine:
         self.database_url = config.resolved_database_url(port)
         if self.database_url.startswith("sqlite:///"):
             Path(self.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.blobs = LocalBlobStore(config.resolved_blob_root(port))
+        self.blobs = open_blob_store(config, port)
         self.tables = Tables(engine_for(self.database_url))
         self.executor_id = config.resolved_executor_id()
         self.read_task_images = read_task_images
