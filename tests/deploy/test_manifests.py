@@ -724,7 +724,8 @@ def test_only_the_orchestrator_gets_the_gemini_key_as_a_file(overlay: str) -> No
     orchestrator = pods["orchestrator"]
     (container,) = orchestrator["containers"]
     env = {e["name"]: e for e in container.get("env", [])}
-    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in env.values()), "never as a variable"
+    key_refs = [e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for e in env.values()]
+    assert GEMINI_SECRET not in key_refs, "never as a variable"
     assert "GEMINI_API_KEY" not in env
     key_file = effective_config(ORCHESTRATOR, container_environment(docs, container)).gemini.key_file
     if overlay == "dev":  # no key: realism is scored locally, and said so
