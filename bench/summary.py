@@ -112,15 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     ]
     earlier_path = args.results / "latest.json"
     earlier: dict[str, Any] = json.loads(earlier_path.read_text()) if earlier_path.is_file() else {}
+    # When each part's figures were measured: a part kept from an earlier run keeps its own date.
+    earlier_dates: dict[str, str] = earlier.get("part_written_at", {})
+    dates: dict[str, str] = {}
     for part in PARTS:
         path = args.results / f"{part}.json"
         if path.is_file():
             data = json.loads(path.read_text())
             when = "this run"
+            dates[part] = merged["written_at"]
         elif part in earlier:
             # Not run this time (each benchmark can run on its own): keep the last figures, said as such.
             data = earlier[part]
-            when = f"an earlier run ({earlier.get('written_at', 'date unknown')})"
+            dates[part] = earlier_dates.get(part, earlier.get("written_at", "date unknown"))
+            when = f"an earlier run ({dates[part]})"
         else:
             lines += [f"## {part}", "", "not run", ""]
             continue
@@ -131,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["| measure | value |", "|---|---|"]
         lines += [f"| {key} | {figures.get(key, 'missing')} |" for key in KEY_FIGURES[part]]
         lines.append("")
+    merged["part_written_at"] = dates
     (args.results / "latest.json").write_text(json.dumps(merged, indent=2) + "\n")
     (args.results / "SUMMARY.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.results / 'latest.json'} and {args.results / 'SUMMARY.md'}")
