@@ -25,6 +25,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 
+from servers.moondream.model import STANDIN_MARKER as MOONDREAM_STANDIN_MARKER
+from servers.qwen_edit.standin import STANDIN_MARKER as QWEN_STANDIN_MARKER
 from stack.process import SERVING, health_check, live_group_members
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +112,7 @@ def _python(venv: str) -> str:
 def qwen_model_dir(config: StackConfig) -> tuple[Path, bool]:
     """(directory, is_standin); makes the stand-in when no real checkpoint exists."""
     if config.qwen_model is not None:
-        return config.qwen_model, (config.qwen_model / "STANDIN").exists()
+        return config.qwen_model, (config.qwen_model / QWEN_STANDIN_MARKER).exists()
     real = REPO_ROOT / "models" / "real" / "qwen_image_edit"
     if (real / "model_index.json").is_file():
         return real, False
@@ -123,13 +125,13 @@ def qwen_model_dir(config: StackConfig) -> tuple[Path, bool]:
 def moondream_model_dir(config: StackConfig) -> tuple[Path, str, bool]:
     """(directory, adapter, is_standin); makes the stand-in when no real moondream2 exists."""
     if config.moondream_model is not None:
-        is_standin = (config.moondream_model / "STANDIN").exists()
+        is_standin = (config.moondream_model / MOONDREAM_STANDIN_MARKER).exists()
         return config.moondream_model, "transformers-vlm" if is_standin else "moondream2", is_standin
     real = REPO_ROOT / "models" / "real" / "moondream2"
     if (real / "config.json").is_file():
         return real, "moondream2", False
     standin = REPO_ROOT / "models" / "standins" / "moondream"
-    if not (standin / "STANDIN").is_file():
+    if not (standin / MOONDREAM_STANDIN_MARKER).is_file():
         subprocess.run(
             [_python(".venv-moondream"), "-m", "servers.moondream.standin", "--out", str(standin)], check=True
         )

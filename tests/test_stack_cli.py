@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from servers.moondream.model import STANDIN_MARKER as MOONDREAM_STANDIN_MARKER
+from servers.qwen_edit.standin import STANDIN_MARKER as QWEN_STANDIN_MARKER
+from stack.local import StackConfig, moondream_model_dir, qwen_model_dir
 from stack.process import live_group_members
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,3 +54,19 @@ def test_up_status_down(tmp_path: Path) -> None:
     triton_pid = next(s["pid"] for s in state["services"] if s["name"] == "triton")
     assert not list(Path("/dev/shm").glob(f"inpaint_triton_{triton_pid}_*")), "shared memory left behind"
     assert "nothing running" in _stack("status", "--run-dir", str(run_dir)).stdout
+
+
+def test_given_model_folders_are_told_stand_in_or_real_by_their_own_servers_marks(tmp_path: Path) -> None:
+    """A stand-in gets the small edit sizes and the stand-in adapter; each server writes its own mark."""
+    qwen, moondream = tmp_path / "qwen", tmp_path / "moondream"
+    qwen.mkdir()
+    moondream.mkdir()
+    config = StackConfig(qwen_model=qwen, moondream_model=moondream)
+    assert qwen_model_dir(config) == (qwen, False)
+    assert moondream_model_dir(config) == (moondream, "moondream2", False)
+
+    (qwen / QWEN_STANDIN_MARKER).write_text("{}")
+    (moondream / MOONDREAM_STANDIN_MARKER).write_text("stand-in")
+
+    assert qwen_model_dir(config) == (qwen, True)
+    assert moondream_model_dir(config) == (moondream, "transformers-vlm", True)

@@ -43,8 +43,6 @@ from servers.qwen_edit.jobs import EditedOutput, EditJob, EditResult, LoraUsed, 
 from servers.qwen_edit.lora import fuse_lora, lora_file
 from servers.qwen_edit.standin import STANDIN_MARKER
 
-REAL_CONDITION_PIXELS = 1024 * 1024
-
 
 @dataclass(frozen=True)
 class _Embeddings:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from servers.common.errors import FailedPrecondition
-from servers.qwen_edit.jobs import LoraUsed
 
 
 def lora_file(lora_dir: Path, weight_name: str | None) -> Path:
@@ -57,7 +56,3 @@ def fuse_lora(pipeline_class: Any, transformer: Any, path: Path, scale: float) -
     if fused == 0:
         raise FailedPrecondition(f"lora_dir: {path} has no transformer LoRA weights (lora_A/lora_B)")
     return fused
-
-
-def describe(lora_dir: Path, path: Path, scale: float) -> LoraUsed:
-    return LoraUsed(name=lora_dir.name, path=path, scale=scale)

@@ -72,8 +72,3 @@ def read_provenance(repository: Path) -> list[PreparedModel] | None:
         except TypeError as exc:
             raise ProvenanceError(f"{path}: entry {index}: {exc}") from exc
     return models
-
-
-def standin_models(repository: Path) -> list[str]:
-    """Names of the models in the repository that are stand-ins ([] when it is not prepared)."""
-    return [m.name for m in read_provenance(repository) or [] if m.standin]

@@ -151,7 +151,9 @@ def test_an_image_under_one_patch_is_invalid_argument(server: Any) -> None:
         "image: is 40x7 pixels; the vision encoder needs at least 8 pixels"
     )
     smallest = png(np.full((8, 8, 3), 128, dtype=np.uint8))
-    assert stub.Query(moondream_pb2.QueryRequest(image=smallest, question="Who?", max_new_tokens=2), timeout=30)
+    answered = stub.Query(moondream_pb2.QueryRequest(image=smallest, question="Who?", max_new_tokens=2), timeout=30)
+    # moondream2 encoded it and answered (a bare response message is truthy whatever it holds).
+    assert answered.model.adapter == "moondream2" and answered.image_encoded
 
 
 def test_a_snapshot_at_another_revision_does_not_load(fake_snapshot: Path, modules_cache: Path, tmp_path: Path) -> None:

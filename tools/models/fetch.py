@@ -21,13 +21,8 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-from tools.models.manifest import BUFFALO_L, FACE_OCCLUDER_FILE, FACE_PARSER_FILE, FILE_SHA256, INSWAPPER, Download
+from tools.models.manifest import BUFFALO_L, FACEFUSION_FILES, FILE_SHA256, INSWAPPER, Download
 from tools.models.prepare import crc32_of, sha256_of
-
-FACEFUSION_FILES = {
-    "facefusion/bisenet_resnet_34.onnx": FACE_PARSER_FILE,
-    "facefusion/xseg_1.onnx": FACE_OCCLUDER_FILE,
-}
 
 CHUNK = 1 << 20
 

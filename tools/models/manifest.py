@@ -54,10 +54,17 @@ FACE_OCCLUDER_FILE = Download(
     crc32="f207afe3",
 )
 
+# Where each of FaceFusion's files goes (relative to the weights folder), and its download.
+FACEFUSION_FILES: dict[str, Download] = {
+    "facefusion/bisenet_resnet_34.onnx": FACE_PARSER_FILE,
+    "facefusion/xseg_1.onnx": FACE_OCCLUDER_FILE,
+}
+
 # Size and CRC32 of the files that have no published SHA-256 (see the module's docstring).
 FILE_CRC32: dict[str, tuple[int, str]] = {
-    "facefusion/bisenet_resnet_34.onnx": (FACE_PARSER_FILE.size, "35d17a50"),
-    "facefusion/xseg_1.onnx": (FACE_OCCLUDER_FILE.size, "f207afe3"),
+    relative: (download.size, download.crc32)
+    for relative, download in FACEFUSION_FILES.items()
+    if download.crc32 is not None
 }
 
 # SHA-256 of each model file as the preparation step expects it (relative to the weights folder).

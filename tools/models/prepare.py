@@ -206,6 +206,15 @@ def _axes_zero(name: str, opset: int) -> tuple[list[onnx.NodeProto], dict[str, A
     return [constant], {}, [name]
 
 
+def _one_item(value: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
+    """`value` as one item of its batch, as a Scan body sees it: renamed, its leading dimension dropped."""
+    item = onnx.ValueInfoProto()
+    item.CopyFrom(value)
+    item.name = f"{value.name}_item"
+    del item.type.tensor_type.shape.dim[0]
+    return item
+
+
 def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
     """Make a graph that takes one item take a batch of them; returns `model`, changed in place.
 
@@ -232,10 +241,7 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
     nodes, attrs, axes_input = _axes_zero("batch_axis", opset)
     body_inputs, body_outputs = [], []
     for value in inputs:
-        item = onnx.ValueInfoProto()
-        item.CopyFrom(value)
-        item.name = f"{value.name}_item"
-        del item.type.tensor_type.shape.dim[0]
+        item = _one_item(value)
         body_inputs.append(item)
         nodes.append(
             helper.make_node(
@@ -244,10 +250,7 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
         )
     nodes.extend(graph.node)
     for value in graph.output:
-        item = onnx.ValueInfoProto()
-        item.CopyFrom(value)
-        item.name = f"{value.name}_item"
-        del item.type.tensor_type.shape.dim[0]
+        item = _one_item(value)
         body_outputs.append(item)
         nodes.append(
             helper.make_node(
