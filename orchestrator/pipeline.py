@@ -192,7 +192,11 @@ class InpaintPipeline:
         )
         finished = time.monotonic()
         ring_px = config.blend.erosion_px + config.blend.feather_px
-        ledger = with_edge_colour(result.ledger, result.images, images.init, face.mask.mask, ring_px)
+        # A distance transform and a Lab conversion per candidate at full resolution: seconds of CPU on a large
+        # photo, kept off the event loop that serves the other tasks' streams and scorers.
+        ledger = await asyncio.to_thread(
+            with_edge_colour, result.ledger, result.images, images.init, face.mask.mask, ring_px
+        )
         stand_ins = list(self.triton_standins)
         if generator.standin:
             stand_ins.append("qwen_edit")

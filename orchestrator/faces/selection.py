@@ -12,7 +12,6 @@ import numpy as np
 from orchestrator.errors import InvalidInputError, NoFaceError
 from orchestrator.faces.analysis import Face
 from orchestrator.faces.identity import normalise
-from orchestrator.faces.options import TargetChoice
 
 
 def mask_overlap(face: Face, mask: np.ndarray) -> int:
@@ -84,7 +83,3 @@ def most_similar_face(faces: list[Face], reference: np.ndarray, min_cosine: floa
             f"{similarities[best]:.2f} (< {min_cosine:.2f})",
         )
     return faces[best], similarities[best]
-
-
-def needs_mask(choice: TargetChoice) -> bool:
-    return choice is TargetChoice.MASK_OVERLAP

@@ -26,6 +26,7 @@ from inpaint.v1 import qwen_edit_pb2, qwen_edit_pb2_grpc
 from orchestrator.channels import ServerAddress, open_aio_channel
 from orchestrator.imaging.encode import png_message
 from orchestrator.search import Deadline, DeadlinePassedError
+from servers.common.interceptor import REQUEST_ID_KEY
 
 # The server's own limit on seeds per request (servers/qwen_edit/config.py, `max_seeds`).
 SERVER_MAX_SEEDS = 16
@@ -89,7 +90,7 @@ class QwenEditClient:
                 raise EditFailedError(f"no time left for the edit ({error})") from error
             try:
                 response: qwen_edit_pb2.EditResponse = await self._stub.Edit(
-                    request, timeout=timeout, metadata=(("x-request-id", request_id),)
+                    request, timeout=timeout, metadata=((REQUEST_ID_KEY, request_id),)
                 )
                 return response
             except grpc.aio.AioRpcError as error:
@@ -128,7 +129,7 @@ class QwenEditClient:
         until = time.monotonic() + wait_s
         while True:  # UNAVAILABLE until the model is loaded
             try:
-                answer = await self._stub.Edit(request, timeout=120, metadata=(("x-request-id", "warm-up"),))
+                answer = await self._stub.Edit(request, timeout=120, metadata=((REQUEST_ID_KEY, "warm-up"),))
                 return f"stand-in ({answer.model})" if answer.stand_in else f"real ({answer.model})"
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > until:

@@ -317,22 +317,6 @@ def resolve_api_key(
     return ApiKey(value) if value.strip() else None
 
 
-def parse_temperatures(text: str) -> dict[str, float]:
-    """`"gemini-3=1.0,gemini-2.5-flash-lite=0.0"` (a flag or environment value) as a temperature map."""
-    out: dict[str, float] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"Gemini temperatures: {item!r} is not MODEL_OR_PREFIX=NUMBER") from None
-    return out
-
-
 def _bare_model(model: str) -> str:
     return model.strip().removeprefix("models/")
 

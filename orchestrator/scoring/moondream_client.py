@@ -252,11 +252,11 @@ def _failed(error: grpc.RpcError, count: int) -> list[QuestionScore]:
     """A failed call: every question gets the flagged fallback, with the status as the reason."""
     code = error.code() if isinstance(error, grpc.Call) else None
     details = error.details() if isinstance(error, grpc.Call) else str(error)
-    reason = f"moondream call failed: {code.name if code else 'UNKNOWN'}: {details}"
-    return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in range(count)]
+    return _not_made(f"moondream call failed: {code.name if code else 'UNKNOWN'}: {details}", count)
 
 
 def _not_made(reason: str, count: int) -> list[QuestionScore]:
+    """No answer (the call failed or was not made): every question gets the flagged fallback with `reason`."""
     return [QuestionScore(FALLBACK_SCORE, "fallback", True, reason=reason) for _ in range(count)]
 
 

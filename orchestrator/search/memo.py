@@ -35,6 +35,11 @@ def candidate_image_key(candidate_id: str) -> str:
     return f"candidates/{candidate_id}.image"
 
 
+def _candidate_info_key(candidate_id: str) -> str:
+    """Where a generated candidate's timing and generator info are kept, written after its image."""
+    return f"candidates/{candidate_id}.json"
+
+
 class MemoStore(Protocol):
     """Bytes by key, durable across processes (one task attempt's scope)."""
 
@@ -60,7 +65,7 @@ def remembered_generate(
         missing = []
         for request in stage.requests:
             image = await store.recall(candidate_image_key(request.candidate_id))
-            meta = await store.recall(f"candidates/{request.candidate_id}.json")
+            meta = await store.recall(_candidate_info_key(request.candidate_id))
             if image is None or meta is None:
                 missing.append(request)
                 continue
@@ -78,7 +83,7 @@ def remembered_generate(
             # The image first, its description last: a candidate counts as made once both are stored.
             await store.record(candidate_image_key(generated.candidate_id), encoded)
             described = {"elapsed_s": generated.elapsed_s, "info": dict(generated.info)}
-            await store.record(f"candidates/{generated.candidate_id}.json", json.dumps(described).encode())
+            await store.record(_candidate_info_key(generated.candidate_id), json.dumps(described).encode())
             yield generated
 
     return remembered

@@ -9,7 +9,6 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from orchestrator.scoring.gemini import (
     GeminiConfig,
     GeminiRealismScorer,
     RealismScore,
-    reset_circuits,
     resolve_api_key,
 )
 from orchestrator.search import (
@@ -39,25 +37,6 @@ from tests.fakes.fake_gemini import FakeGemini
 
 KEY = "AIzaFAKE-test-key-0123456789"
 IMAGE = b"\x89PNG\r\n\x1a\n fake image bytes"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(GEMINI_API_KEY_ENV, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state() -> Iterator[None]:
-    # What an endpoint taught the process (missing models, blocks) must not leak from one test to the next.
-    reset_circuits()
-    yield
-    reset_circuits()
 
 
 def config(fake: FakeGemini, **overrides: object) -> GeminiConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -18,12 +18,10 @@ import pytest
 
 from orchestrator.scoring.gemini import (
     DEFAULT_MODELS,
-    GEMINI_API_KEY_ENV,
     GeminiCircuit,
     GeminiConfig,
     GeminiRealismScorer,
     RealismScore,
-    reset_circuits,
 )
 from orchestrator.search.deadline import Deadline
 from tests.fakes.fake_gemini import FakeGemini
@@ -31,20 +29,6 @@ from tests.fakes.fake_gemini import FakeGemini
 KEY = "AIzaFAKE-policy-key-0123456789"
 IMAGE = b"\xff\xd8\xff fake jpeg bytes"
 CANDIDATES = 20
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(GEMINI_API_KEY_ENV, raising=False)
-    reset_circuits()
-    yield
-    reset_circuits()
 
 
 def config(base_url: str, **overrides: Any) -> GeminiConfig:

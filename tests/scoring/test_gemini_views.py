@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,32 +13,16 @@ from PIL import Image
 from orchestrator.refine.crop import CropBox
 from orchestrator.scoring.gemini import (
     FACE_VIEW_LABEL,
-    GEMINI_API_KEY_ENV,
     WHOLE_VIEW_LABEL,
     GeminiConfig,
     GeminiRealismScorer,
     build_judge_views,
-    reset_circuits,
 )
 from orchestrator.scoring.search_scorers import gemini_scorer
 from orchestrator.search import CandidateImage, GenerationMode, SignalScore, Stage
 from tests.fakes.fake_gemini import INLINE_REQUEST_LIMIT_BYTES, FakeGemini
 
 KEY = "AIzaFAKE-views-key-0123456789"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(GEMINI_API_KEY_ENV, raising=False)
-    reset_circuits()
-    yield
-    reset_circuits()
 
 
 def decode(data: bytes) -> np.ndarray:
