@@ -8,6 +8,7 @@ import pytest
 from skimage import color
 
 from orchestrator import sample_photos
+from orchestrator.imaging import colour as colour_module
 from orchestrator.imaging.blend import BlendConfig, erode, feather_blend
 from orchestrator.imaging.colour import edge_delta_e, match_colour
 
@@ -81,3 +82,27 @@ def test_no_ring_gives_nan() -> None:
     image = np.zeros((16, 16, 3), np.uint8)
     assert np.isnan(edge_delta_e(image, image, np.zeros((16, 16), bool)))
     assert np.isnan(edge_delta_e(image, image, np.ones((16, 16), bool)))
+
+
+@pytest.mark.parametrize("corner", [(300, 400), (0, 0), (560, 740)])
+def test_edge_delta_e_on_the_masks_box_equals_the_whole_frame(corner: tuple[int, int]) -> None:
+    """The distance transform runs on the mask's box (plus a margin), not the whole photo: the same figure
+    as over the whole frame, for a mask inside the photo and masks touching its edges."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    init = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    image = np.clip(init.astype(np.int16) + rng.integers(-40, 40, init.shape), 0, 255).astype(np.uint8)
+    mask = np.zeros((600, 800), bool)
+    y, x = corner
+    mask[max(y - 60, 0) : y + 60, max(x - 50, 0) : x + 50] = True
+    mask[y : y + 20, x : x + 15] = False  # a hole: distances to it count too
+
+    depth = ndimage.distance_transform_edt(mask)  # the whole frame, as the figure is defined
+    ring = mask & (depth <= 28.0)
+    sigma = (2.0, 2.0, 0)
+    labs = [
+        colour_module._lab(ndimage.gaussian_filter(x.astype(np.float32) / 255.0, sigma=sigma)) for x in (image, init)
+    ]
+    whole_frame = float(np.mean(np.linalg.norm(labs[0][ring] - labs[1][ring], axis=-1)))
+    assert edge_delta_e(image, init, mask) == pytest.approx(whole_frame, rel=1e-4)

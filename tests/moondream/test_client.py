@@ -169,3 +169,11 @@ def test_the_server_logs_the_judges_request_id(
     finally:
         judge.close()
     assert [(line["event"], line["request_id"]) for line in lines] == [("rpc", "search-42")]
+
+
+def test_the_clients_request_id_limit_is_the_servers() -> None:
+    """The client cuts request ids to what the server accepts; the two constants live in separate rooms."""
+    from orchestrator.scoring import moondream_client
+    from servers.moondream import servicer
+
+    assert moondream_client.MAX_REQUEST_ID_CHARS == servicer.MAX_REQUEST_ID_CHARS
