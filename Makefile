@@ -94,7 +94,7 @@ bench: setup triton_models/provenance.json
 	$(PY) -m bench.prepare_memory --out bench/results/prepare_memory.json
 	$(PY) -m bench.face_features --out bench/results/face_features.json
 	$(PY) -m bench.operations --out bench/results/operations.json
-	$(MAKE) --no-print-directory bench-qwen-edit bench-moondream bench-fleet
+	$(MAKE) --no-print-directory bench-qwen-edit bench-moondream bench-fleet bench-gateway
 	$(PY) -m bench.summary --results bench/results
 
 bench-fleet: setup triton_models/provenance.json

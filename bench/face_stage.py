@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(config.grpc_url, args.runs, args.callers)
     results["models"] = {m.name: ("stand-in" if m.standin else "real") for m in provenance}
     results["machine"] = {
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "triton_config": "cpu (python backend + onnxruntime)",
     }

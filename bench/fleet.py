@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ from typing import Any
 from orchestrator import sample_photos
 from orchestrator.client import InpaintClient, task_request, timings_s
 from stack.local import REPO_ROOT, StackConfig, moondream_model_dir, qwen_model_dir
-from stack.process import SERVING, ModelServerProcess, ServerProcessConfig, free_port, health_check
+from stack.process import SERVING, ModelServerProcess, ServerProcessConfig, free_port
 from stack.triton import TritonServer, TritonServerConfig
 
 H200_QWEN_STEP_S_AT_1024 = 17.8 / 50
@@ -138,43 +136,21 @@ def orchestrator(
     edit_px: int,
     log: Path,
 ) -> Iterator[str]:
-    args = [
-        str(python_of(".venv")), "-m", "orchestrator.service", f"--port={port}", "--metrics-port=0",
-        f"--triton.url={triton_url}", f"--triton.repository={repository}",
-        f"--qwen-edit.target={qwen}", f"--moondream.target={moondream}", f"--gemini.base-url={gemini_url}",
-        "--gemini.models=gemini-3-flash-fake", "--probe-wait-s=0", "--worker-threads=64",
-        f"--refinement.min-edit-size={edit_px}", f"--refinement.max-edit-size={edit_px}",
-        "--operations.worker-concurrency=16", f"--operations.state-dir={log.with_suffix('')}",
-        f"--search.sequential={'true' if sequential else 'false'}",
-    ]  # fmt: skip
-    env = {**os.environ, "GEMINI_API_KEY": "fleet-benchmark"}
-    with log.open("ab") as out:
-        process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_serving(address, process)
-        yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=120)
-
-
-def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"orchestrator exited with {process.returncode}")
-        with grpc.insecure_channel(address) as channel:
-            try:
-                if health_check(channel)(health_pb2.HealthCheckRequest(), timeout=2).status == SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{address} not serving after {timeout_s} s")
+    """The real orchestrator on `port`, once SERVING (its health follows Triton's face models); yields its address."""
+    config = ServerProcessConfig(
+        "orchestrator.service", python_of(".venv"),
+        args=[
+            f"--triton.url={triton_url}", f"--triton.repository={repository}",
+            f"--qwen-edit.target={qwen}", f"--moondream.target={moondream}", f"--gemini.base-url={gemini_url}",
+            "--gemini.models=gemini-3-flash-fake", "--probe-wait-s=0", "--worker-threads=64",
+            f"--refinement.min-edit-size={edit_px}", f"--refinement.max-edit-size={edit_px}",
+            "--operations.worker-concurrency=16", f"--operations.state-dir={log.with_suffix('')}",
+            f"--search.sequential={'true' if sequential else 'false'}",
+        ],
+        port=port, log_file=log, ready_timeout_s=600, env={"GEMINI_API_KEY": "fleet-benchmark"},
+    )  # fmt: skip
+    with ModelServerProcess(config) as process:
+        yield process.target
 
 
 def edit_requests(replicas: list[ModelServerProcess]) -> list[float]:

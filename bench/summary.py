@@ -22,6 +22,7 @@ PARTS = (
     "face_features",
     "operations",
     "fleet",
+    "gateway",
 )
 # The figures the summary shows (dotted paths into each part's JSON); latest.json keeps everything.
 KEY_FIGURES = {
@@ -81,6 +82,13 @@ KEY_FIGURES = {
         "goals.N=2.shares_within_20pct",
         "goals.N=4.shares_within_20pct",
         "simulation.image_step_s",
+    ),
+    "gateway": (
+        "gateway_added_ms_per_task",
+        "gateway_added_share",
+        "limit_share",
+        "within_limit",
+        "task_median_s.both",
     ),
 }
 

@@ -105,10 +105,7 @@ class Gateway:
         """The RPC's request message from the body or the query string, then the path."""
         message = route.request_class()
         if route.body:
-            size = int(request.headers.get("content-length") or 0)
-            if size > self.config.max_body_bytes:
-                raise BadRequestError("body", f"is {size} bytes, over the limit of {self.config.max_body_bytes}")
-            raw = await request.body()
+            raw = await self.body_of(request)
             try:
                 data = json.loads(raw) if raw.strip() else {}
             except json.JSONDecodeError as error:
@@ -130,6 +127,22 @@ class Gateway:
         if "candidate" in request.path_params:
             message.candidate_id = request.path_params["candidate"]  # type: ignore[attr-defined]
         return message
+
+    async def body_of(self, request: Request) -> bytes:
+        """The request's body, refused once it is over `max_body_bytes`: at once when its declared length is,
+        otherwise as soon as the bytes received are (a chunked body declares none)."""
+        limit = self.config.max_body_bytes
+        size = int(request.headers.get("content-length") or 0)
+        if size > limit:
+            raise BadRequestError("body", f"is {size} bytes, over the limit of {limit}")
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise BadRequestError("body", f"is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def handler(self, route: ApiRoute) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:

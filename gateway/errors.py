@@ -14,8 +14,10 @@ import grpc
 from google.protobuf import any_pb2, json_format
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
+from orchestrator.operations.status import rich_status
+from servers.common.errors import InvalidArgument
+
 DETAILS_KEY = "grpc-status-details-bin"
-DOMAIN = "inpaint.v1"
 
 # google/rpc/code.proto, each code's "HTTP Mapping".
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -48,12 +50,6 @@ class HttpError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _packed(detail: Any) -> any_pb2.Any:
-    wrapped = any_pb2.Any()
-    wrapped.Pack(detail)
-    return wrapped
-
-
 def http_error(code: grpc.StatusCode, message: str, details: list[any_pb2.Any] | None = None) -> HttpError:
     """The HTTP form of a status; `details` are the google.rpc details as the gRPC port sent them."""
     status = status_pb2.Status(code=code.value[0], message=message, details=details or [])
@@ -80,24 +76,23 @@ def http_error(code: grpc.StatusCode, message: str, details: list[any_pb2.Any] |
     )
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
-    """The status a call ended with, its google.rpc details read from the trailing metadata."""
+def _from_trailers(code: grpc.StatusCode, message: str, trailing_metadata: Any) -> HttpError:
+    """A status with its google.rpc details read from the trailing metadata it came with."""
     details: list[any_pb2.Any] = []
-    for key, value in error.trailing_metadata() or ():
+    for key, value in trailing_metadata or ():
         if key == DETAILS_KEY and isinstance(value, bytes):
             details = list(status_pb2.Status.FromString(value).details)
-    return http_error(error.code(), error.details() or "", details)
+    return http_error(code, message, details)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
+    """The status a call ended with, with its google.rpc details."""
+    return _from_trailers(error.code(), error.details() or "", error.trailing_metadata())
 
 
 def bad_request(field_path: str, problem: str) -> HttpError:
     """A request the gateway cannot turn into a message (bad JSON, an unknown field): INVALID_ARGUMENT
-    with the same ErrorInfo and BadRequest details the service itself gives."""
-    violation = error_details_pb2.BadRequest.FieldViolation(field=field_path, description=problem)
-    return http_error(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f"{field_path}: {problem}",
-        [
-            _packed(error_details_pb2.ErrorInfo(reason="INVALID_ARGUMENT", domain=DOMAIN)),
-            _packed(error_details_pb2.BadRequest(field_violations=[violation])),
-        ],
-    )
+    built by the gRPC port's own code (orchestrator/operations/status.py), so it carries the same ErrorInfo
+    and BadRequest details and the same bound on the message's length."""
+    status = rich_status(InvalidArgument(field_path, problem))
+    return _from_trailers(status.code, status.details, status.trailing_metadata)

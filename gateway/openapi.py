@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf import descriptor
 from google.protobuf.descriptor import FieldDescriptor as F
 
-from gateway.routes import ROUTES
+from gateway.routes import ID_PATTERN, ROUTES
 
 SCALARS: dict[int, dict[str, str]] = {
     F.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -101,7 +101,7 @@ def _parameters(route_path: str, query_message: descriptor.Descriptor | None) ->
     if "{id}" in route_path:
         parameters.append(
             {"name": "id", "in": "path", "required": True, "description": "the request id (`operations/{id}`)",
-             "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"}}
+             "schema": {"type": "string", "pattern": f"^{ID_PATTERN}$"}}
         )  # fmt: skip
     if "{candidate}" in route_path:
         parameters.append({"name": "candidate", "in": "path", "required": True, "schema": {"type": "string"}})

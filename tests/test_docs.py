@@ -6,6 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from bench.summary import KEY_FIGURES, PARTS
 from tools.config_reference import reference
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -25,7 +26,8 @@ def test_readme_shows_the_two_quick_start_commands() -> None:
 def test_no_file_points_to_documents_outside_the_repository() -> None:
     """Design notes kept beside the repository are not shipped with it: nothing may cite them."""
     root = DOCS.parent
-    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=True).stdout
+    tracked = [name for name in listing.split("\0") if name]  # names may hold spaces
     pattern = re.compile(r"DESIGN(\.md| section)|\.\./shared/|STYLE\.md")
     offending = []
     for name in tracked:
@@ -38,3 +40,14 @@ def test_no_file_points_to_documents_outside_the_repository() -> None:
         text = data.decode(errors="replace")
         offending += [f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if pattern.search(line)]
     assert offending == []
+
+
+def test_make_bench_runs_and_summarises_every_benchmark() -> None:
+    """The README's `make bench`: every benchmark of bench/ runs and has its figures in SUMMARY.md."""
+    root = DOCS.parent
+    benchmarks = {path.stem for path in (root / "bench").glob("*.py")} - {"__init__", "summary"}
+    assert set(PARTS) == benchmarks
+    assert set(KEY_FIGURES) == benchmarks
+    # `make -n` prints the commands, recursive makes' included, without running them.
+    plan = subprocess.run(["make", "-n", "bench"], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert set(re.findall(r"-m bench\.(\w+)", plan)) == benchmarks | {"summary"}

@@ -138,18 +138,19 @@ def system_kubectl() -> Path | None:
     return Path(found)
 
 
-def render(kubectl: Path, overlay: str) -> list[Doc]:
+def kustomize(kubectl: Path, directory: Path) -> list[Doc]:
+    """`kubectl kustomize DIRECTORY`: the documents it renders (a failure or nothing rendered fails the test)."""
     result = subprocess.run(
-        [str(kubectl), "kustomize", str(DEPLOY / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        [str(kubectl), "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert result.returncode == 0, f"{kubectl} kustomize {overlay} failed:\n{result.stderr}"
+    assert result.returncode == 0, f"{kubectl} kustomize {directory} failed:\n{result.stderr}"
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert docs, f"overlay {overlay} rendered nothing"
+    assert docs, f"{directory} rendered nothing"
     return docs
+
+
+def render(kubectl: Path, overlay: str) -> list[Doc]:
+    return kustomize(kubectl, DEPLOY / "overlays" / overlay)
 
 
 @functools.cache
@@ -177,11 +178,7 @@ def render_with_components(tmp_path: Path, overlay: str, components: list[str]) 
             }
         )
     )
-    result = subprocess.run(
-        [str(pinned_kubectl()), "kustomize", str(site)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, f"{overlay} + {components} failed:\n{result.stderr}"
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return kustomize(pinned_kubectl(), site)
 
 
 # The Prometheus Operator's kinds (monitoring.coreos.com/v1): kubernetes-validate bundles no CRD schemas, so
@@ -788,14 +785,13 @@ def config_cap(component: Component, env: dict[str, str], metric: str) -> float:
     config = effective_config(component, env)
     if isinstance(config, OrchestratorConfig):
         # Tasks run from the durable queue: the per-replica limit and the queue's bound are the operations'.
-        if metric.endswith("_queue_depth"):
-            return float(config.operations.max_queued)
-        if metric.endswith("_in_flight"):
-            return float(config.operations.worker_concurrency)
+        queued, running = config.operations.max_queued, config.operations.worker_concurrency
+    else:
+        queued, running = config.max_queue, config.max_concurrent
     if metric.endswith("_queue_depth"):
-        return float(config.max_queue)
+        return float(queued)
     if metric.endswith("_in_flight"):
-        return float(config.max_concurrent)
+        return float(running)
     raise AssertionError(f"{component.name}: no known bound for {metric}")
 
 
@@ -817,7 +813,8 @@ def test_hpa_targets_are_reachable(overlay: str) -> None:
 
 
 def test_the_in_flight_cap_is_what_the_hpa_test_reads() -> None:
-    """The old orchestrator target (4 searches in flight) is beyond its max_concurrent."""
+    """The old orchestrator target (4 searches in flight) is beyond operations.worker_concurrency, the most
+    tasks a replica runs at once."""
     docs = rendered("gpu")
     env = container_environment(docs, main_container(find(docs, "Deployment", "orchestrator")))
     assert config_cap(ORCHESTRATOR, env, "orchestrator_in_flight") < 4
@@ -826,12 +823,12 @@ def test_the_in_flight_cap_is_what_the_hpa_test_reads() -> None:
 def test_pod_monitor_scrapes_every_metrics_port() -> None:
     docs = rendered("gpu")
     (monitor,) = of_kind(docs, "PodMonitor")
-    ports = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
+    (port,) = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
     for component in COMPONENTS:
         deployment = find(docs, "Deployment", component.name)
         assert selects(monitor["spec"]["selector"], pod_labels(deployment)), component.name
         named = {p["name"]: p["containerPort"] for p in main_container(deployment)["ports"]}
-        assert named[next(iter(ports))] == component.metrics_port, component.name
+        assert named[port] == component.metrics_port, component.name
     for job in of_kind(docs, "Job"):
         assert not selects(monitor["spec"]["selector"], job["spec"]["template"]["metadata"]["labels"])
 

@@ -12,28 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import subprocess
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
-import yaml
 
 from orchestrator.config import OrchestratorConfig
 from orchestrator.operations.config import OperationsConfig
 from servers.common.settings import load_settings
 from tests.deploy.test_manifests import (
-    CLUSTER_SCOPED_KINDS,
     CONTAINERS,
     DEPLOY,
-    NAMESPACE_OF_OVERLAY,
-    NAMESPACED_KINDS,
     OVERLAYS,
     Doc,
     container_environment,
     find,
     instructions,
+    kustomize,
     main_container,
     of_kind,
     pinned_kubectl,
@@ -54,15 +50,7 @@ HAND_BACK_S = 10.0
 
 @functools.cache
 def _rendered_base() -> tuple[Doc, ...]:
-    result = subprocess.run(
-        [str(pinned_kubectl()), "kustomize", str(DEPLOY / "base")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, f"kubectl kustomize deploy/base failed:\n{result.stderr}"
-    return tuple(d for d in yaml.safe_load_all(result.stdout) if d)
+    return tuple(kustomize(pinned_kubectl(), DEPLOY / "base"))
 
 
 def rendered_variant(variant: str) -> list[Doc]:
@@ -164,16 +152,6 @@ def test_the_cluster_shares_one_database_and_one_object_store() -> None:
     assert "REPLACE-ME" in data["blob-url"] and "REPLACE-ME" in data["s3-region"]
     # Each pod is its own executor (host name + random suffix): no fixed id that a new pod could reuse.
     assert f"{OPERATIONS_PREFIX}EXECUTOR_ID" not in env and operations.executor_id == ""
-
-
-def test_every_object_of_the_cluster_carries_the_namespace() -> None:
-    docs = rendered("gpu")
-    assert find(docs, "ConfigMap", operations_config_map_name(docs))["metadata"]["namespace"] == "inpaint"
-    for doc in docs:
-        kind, metadata = doc["kind"], doc["metadata"]
-        assert kind in CLUSTER_SCOPED_KINDS | NAMESPACED_KINDS, f"unknown scope of {kind}"
-        if kind in NAMESPACED_KINDS:
-            assert metadata.get("namespace") == NAMESPACE_OF_OVERLAY["gpu"], f"{kind}/{metadata['name']}"
 
 
 def operations_config_map_name(docs: list[Doc]) -> str:
