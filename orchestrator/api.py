@@ -45,7 +45,8 @@ _KINDS = {
 }
 
 
-def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> inpaint_pb2.InpaintResponse:
+def response(outcome: InpaintOutcome) -> inpaint_pb2.InpaintResponse:
+    """The result without candidate images: those are kept and fetched one by one (GetCandidateImage)."""
     ledger = outcome.ledger
     candidates = []
     for record in ledger.candidates:
@@ -79,12 +80,6 @@ def response(outcome: InpaintOutcome, with_candidate_images: bool = False) -> in
         stand_in_models=outcome.stand_in_models,
         degraded=outcome.degraded,
         notes=outcome.notes,
-        candidate_images=[
-            inpaint_pb2.CandidateImage(candidate_id=cid, image=png_message(image))
-            for cid, image in outcome.images.items()
-        ]
-        if with_candidate_images
-        else [],
     )
 
 

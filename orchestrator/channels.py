@@ -32,10 +32,10 @@ class ServerAddress:
             raise ValueError("target: must name a host:port or a dns:/// target")
 
 
-def channel_options(message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int | str]]:
+def channel_options() -> list[tuple[str, int | str]]:
     return [
-        ("grpc.max_send_message_length", message_bytes),
-        ("grpc.max_receive_message_length", message_bytes),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.lb_policy_name", "round_robin"),
     ]
 

@@ -10,7 +10,6 @@ the one deadline every later step uses.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -60,14 +59,6 @@ def check_request_id(request_id: str) -> None:
     if request_id and not REQUEST_ID.fullmatch(request_id):
         shown = request_id if len(request_id) <= 40 else f"{request_id[:40]}... ({len(request_id)} characters)"
         raise InvalidInputError("request_id", f"must be 1-128 letters, digits, '.', '-' or '_', got {shown!r}")
-
-
-def fingerprint(request: inpaint_pb2.InpaintRequest) -> str:
-    """What a request asks for, without its id: a replayed id must carry the same request."""
-    copy = inpaint_pb2.InpaintRequest()
-    copy.CopyFrom(request)
-    copy.request_id = ""
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def request_settings(settings: inpaint_pb2.SearchSettings) -> RequestSettings:

@@ -31,7 +31,7 @@ from orchestrator.operations.engine import OperationsEngine
 from orchestrator.operations.runner import PipelineRunner, queued_event
 from orchestrator.operations.servicer import SERVICE_NAME as OPERATIONS_SERVICE_NAME
 from orchestrator.operations.servicer import OperationsServicer
-from orchestrator.operations.status import abort_with_details, error_from_code, to_service_error
+from orchestrator.operations.status import abort_with_details, error_from_code
 from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
 from orchestrator.requests import parse_request
 from orchestrator.search.signals import REALISM
@@ -44,7 +44,7 @@ from servers.common.settings import ConfigError, load_settings
 
 SERVICE_NAME = "inpaint.v1.InpaintService"
 # Domain errors map to status codes in one place, `orchestrator/operations/status.py`.
-__all__ = ["InpaintServicer", "TaskMetrics", "main", "to_service_error"]
+__all__ = ["InpaintServicer", "TaskMetrics", "main"]
 
 
 # The conveniences' task budget is the caller's time left less this, for the queue's dispatch and the reply.
@@ -130,9 +130,7 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
     ) -> inpaint_pb2.InpaintResponse:
         try:
             return await self._complete(request, context, None)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
+        except Exception as error:  # not CancelledError (a BaseException): a cancelled call just ends
             await abort_with_details(context, error)
             raise
 
@@ -150,19 +148,12 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
                 else:
                     getter.cancel()
             result = run.result()
-        except asyncio.CancelledError:
-            raise
         except Exception as error:
-            # The interceptor maps unary calls; a stream reports its error itself, the same way.
+            # The interceptor maps errors to bare status codes; the call ends here with the google.rpc details.
             await abort_with_details(context, error)
         finally:
             run.cancel()
         yield inpaint_pb2.StreamInpaintResponse(result=result)
-
-
-def check_request(request: inpaint_pb2.InpaintRequest, config: OrchestratorConfig, store: TaskStore) -> None:
-    """The whole parse at submission (images decoded): bad inputs are refused before anything is queued."""
-    parse_request(request, config, store)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             PipelineRunner(pipeline, config, on_outcome=task_metrics.record),
             port=config.port,
             read_task_images=lambda task_id: store.find(task_id).read(),
-            check_request=lambda request: check_request(request, config, store),
+            # The whole parse at submission (images decoded): bad inputs are refused before anything is queued.
+            check_request=lambda request: parse_request(request, config, store),
             default_budget_s=config.default_deadline_s,
             report_load=report_load,
         )

@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,16 +96,14 @@ class TaskRun:
         request: the request with its images inline (read from the blob store).
         budget_s: how long the task may run.
         on_event: record a progress event (the search's, as the public message).
-        checkpoint: `await checkpoint(name, compute)` runs `compute` once per attempt as a durable step:
-            after a crash the recorded bytes come back instead of running it again. Call it in the same
-            order on every run (DBOS numbers steps in call order).
+        memo: the attempt's durable memory (`AttemptMemo`): what was generated and scored before a crash
+            comes back from it instead of being made again.
     """
 
     request: inpaint_pb2.InpaintRequest
     budget_s: float
     on_event: Callable[[inpaint_pb2.ProgressEvent], None]
-    checkpoint: Callable[[str, Callable[[], Coroutine[Any, Any, bytes]]], Awaitable[bytes]]
-    memo: MemoStore | None = None
+    memo: MemoStore
 
 
 @dataclass(frozen=True)
@@ -220,6 +218,20 @@ class Attempt:
     attempt: int
     status: WorkflowStatus
 
+    @classmethod
+    def of(cls, status: WorkflowStatus) -> Attempt:
+        """The attempt a workflow is: `<request_id>` is attempt 1, `<request_id>/<n>` attempt n."""
+        request_id, _, number = status.workflow_id.partition("/")
+        return cls(request_id, int(number or 1), status)
+
+    @property
+    def state(self) -> operations_pb2.OperationState:
+        """The operation's public state; a runner's failure is recorded as a successful workflow with an error."""
+        state = _STATES.get(self.status.status, operations_pb2.OPERATION_STATE_UNSPECIFIED)
+        if state == operations_pb2.OPERATION_STATE_SUCCEEDED and "error" in self.output:
+            return operations_pb2.OPERATION_STATE_FAILED
+        return state
+
     @property
     def spec(self) -> dict[str, Any]:
         inputs = self.status.input
@@ -250,7 +262,7 @@ class OperationsEngine:
         *,
         port: int,
         read_task_images: Callable[[str], tuple[bytes, bytes, bytes]],
-        check_request: Callable[[inpaint_pb2.InpaintRequest], None],
+        check_request: Callable[[inpaint_pb2.InpaintRequest], object],
         default_budget_s: float,
         report_load: Callable[[int, float], None] | None = None,
     ) -> None:
@@ -263,7 +275,7 @@ class OperationsEngine:
         self.tables = Tables(engine_for(self.database_url))
         self.executor_id = config.resolved_executor_id()
         self.read_task_images = read_task_images
-        self.check_request = check_request
+        self.check_request = check_request  # raises on a bad request (what it returns is not used)
         self.default_budget_s = default_budget_s
         # (tasks running here, queued tasks per live replica): the autoscaler's signals, reported each heartbeat.
         self.report_load = report_load
@@ -381,12 +393,8 @@ class OperationsEngine:
             # replica sees it in order (one small insert).
             self.tables.append_progress(wid, _event_dict(event))
 
-        async def checkpoint(name: str, compute: Callable[[], Coroutine[Any, Any, bytes]]) -> bytes:
-            result: bytes = await DBOS.run_step_async({"name": name}, compute)
-            return result
-
         memo = AttemptMemo(self.blobs, f"{spec['request_id']}/{spec['attempt']}/memo")
-        run = TaskRun(request=request, budget_s=spec["budget_s"], on_event=on_event, checkpoint=checkpoint, memo=memo)
+        run = TaskRun(request=request, budget_s=spec["budget_s"], on_event=on_event, memo=memo)
         task = asyncio.ensure_future(self.runner(run))
         self._running[wid] = task
         try:
@@ -409,15 +417,19 @@ class OperationsEngine:
 
     # The operations.
 
-    async def latest(self, request_id: str) -> Attempt | None:
+    @staticmethod
+    async def _attempt_statuses(request_id: str, *, loaded: bool) -> list[WorkflowStatus]:
+        """Every attempt's workflow of one request id: `<request_id>` and `<request_id>/<n>`."""
         statuses = await DBOS.list_workflows_async(
-            workflow_ids=[request_id], name=WORKFLOW, load_input=True, load_output=True
+            workflow_ids=[request_id], name=WORKFLOW, load_input=loaded, load_output=loaded
         )
         statuses += await DBOS.list_workflows_async(
-            workflow_id_prefix=f"{request_id}/", name=WORKFLOW, load_input=True, load_output=True
+            workflow_id_prefix=f"{request_id}/", name=WORKFLOW, load_input=loaded, load_output=loaded
         )
-        attempts = [Attempt(request_id, int(s.workflow_id.rsplit("/", 1)[1]) if "/" in s.workflow_id else 1, s)
-                    for s in statuses]  # fmt: skip
+        return statuses
+
+    async def latest(self, request_id: str) -> Attempt | None:
+        attempts = [Attempt.of(s) for s in await self._attempt_statuses(request_id, loaded=True)]
         return max(attempts, key=lambda a: a.attempt, default=None)
 
     async def _require(self, name: str) -> Attempt:
@@ -499,10 +511,8 @@ class OperationsEngine:
     async def operation_of(self, attempt: Attempt) -> operations_pb2.Operation:
         status = attempt.status
         spec = attempt.spec
-        state = _STATES.get(status.status, operations_pb2.OPERATION_STATE_UNSPECIFIED)
+        state = attempt.state
         output = attempt.output
-        if state == operations_pb2.OPERATION_STATE_SUCCEEDED and "error" in output:
-            state = operations_pb2.OPERATION_STATE_FAILED
         metadata = operations_pb2.OperationMetadata(
             request_id=attempt.request_id,
             state=state,
@@ -607,17 +617,17 @@ class OperationsEngine:
         )
         latest: dict[str, Attempt] = {}
         for status in statuses:
-            request_id, _, number = status.workflow_id.partition("/")
-            attempt = Attempt(request_id, int(number or 1), status)
-            if request_id not in latest or latest[request_id].attempt < attempt.attempt:
-                latest[request_id] = attempt
-        operations = []
-        for attempt in sorted(latest.values(), key=lambda a: -(a.status.created_at or 0)):
-            operation = await self.operation_of(attempt)
-            if not states or operation.metadata.state in states:
-                operations.append(operation)
-        page = operations[offset : offset + size]
-        more = offset + size < len(operations)
+            attempt = Attempt.of(status)
+            if attempt.request_id not in latest or latest[attempt.request_id].attempt < attempt.attempt:
+                latest[attempt.request_id] = attempt
+        matching = [
+            attempt
+            for attempt in sorted(latest.values(), key=lambda a: -(a.status.created_at or 0))
+            if not states or attempt.state in states
+        ]
+        # Only the page's operations are built: each reads its result (images included) from the blob store.
+        page = [await self.operation_of(attempt) for attempt in matching[offset : offset + size]]
+        more = offset + size < len(matching)
         return page, str(offset + size) if more else ""
 
     async def delete(self, name: str) -> None:
@@ -627,11 +637,7 @@ class OperationsEngine:
         await self._forget(attempt.request_id)
 
     async def _forget(self, request_id: str) -> None:
-        statuses = await DBOS.list_workflows_async(workflow_ids=[request_id], load_input=False, load_output=False)
-        statuses += await DBOS.list_workflows_async(
-            workflow_id_prefix=f"{request_id}/", load_input=False, load_output=False
-        )
-        ids = [s.workflow_id for s in statuses]
+        ids = [s.workflow_id for s in await self._attempt_statuses(request_id, loaded=False)]
         await DBOS.delete_workflows_async(ids)
         await asyncio.to_thread(self.tables.delete_progress, ids)
         await asyncio.to_thread(self.blobs.delete_prefix, request_id)

@@ -50,11 +50,11 @@ class PipelineRunner:
             raise TaskFailedError(to_service_error(error)) from error
         if self.on_outcome is not None:
             self.on_outcome(outcome)
-        response = await asyncio.to_thread(api.response, outcome, False)
+        response = await asyncio.to_thread(api.response, outcome)
         images: dict[str, bytes] = {}
         for cid, image in outcome.images.items():
             # A generated candidate's PNG is already in the attempt's memo: encode only the others (the raw swap).
-            kept = await run.memo.recall(candidate_image_key(cid)) if run.memo is not None else None
+            kept = await run.memo.recall(candidate_image_key(cid))
             images[cid] = kept if kept is not None else await asyncio.to_thread(encode_png, image)
         return RunResult(response=response, candidate_images=images)
 

@@ -1,7 +1,7 @@
 """The public `inpaint.v1.OperationsService`: a thin shell over `OperationsEngine`.
 
 Each handler ends a failed call itself with the status and its google.rpc details (`status.py`), streams
-included (the shared interceptor maps only unary calls, and without details).
+included (the shared interceptor maps errors to bare status codes, without details).
 """
 
 from __future__ import annotations

@@ -46,8 +46,6 @@ class FakeRunner:
         for index in range(self.candidates):
             candidate_id = f"g{index}"
             await self._wait_for_gate(candidate_id)
-
-            assert run.memo is not None
             recalled = await run.memo.recall(candidate_image_key(candidate_id))
             if recalled is None:
                 with self.log.open("a") as file:

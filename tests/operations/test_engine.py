@@ -220,6 +220,43 @@ def test_list_filters_by_state_and_prefix_and_delete_forgets_everything(database
     asyncio.run(scenario())
 
 
+def test_list_reads_only_its_pages_results_and_filters_failed_tasks_by_state(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: every operation that matched had its result read from the blob store, and all but one page of
+    them was then dropped."""
+    runner = FakeRunner(tmp_path / "log", candidates=1)
+
+    async def scenario() -> None:
+        async with running_engine(config_for(database_url, tmp_path), runner) as engine:
+            for request_id in ("list-1", "list-2", "list-3"):
+                operation, _ = await engine.submit(request(request_id, init=request_id.encode()))
+                await finished(engine, operation.name)
+            runner.fail_with = service_errors.FailedPrecondition("no face in init_image")
+            failed, _ = await engine.submit(request("list-4", init=b"list-4"))
+            await finished(engine, failed.name)
+            read: list[str] = []
+            get = engine.blobs.get
+
+            def counted_get(key: str) -> bytes:
+                read.append(key)
+                return get(key)
+
+            monkeypatch.setattr(engine.blobs, "get", counted_get)
+            page, token = await engine.list_operations("state=SUCCEEDED", 1, "")
+            assert len(page) == 1 and token == "1" and page[0].response.best_candidate_id == "g0"
+            assert read == [f"{page[0].metadata.request_id}/1/response.pb"]
+            rest, token = await engine.list_operations("state=SUCCEEDED", 5, "1")
+            assert len(rest) == 2 and token == ""
+            assert {o.name for o in [*page, *rest]} == {f"operations/list-{i}" for i in (1, 2, 3)}
+            failures, _ = await engine.list_operations("state=FAILED", 0, "")
+            assert [o.name for o in failures] == ["operations/list-4"]
+            assert failures[0].metadata.state == operations_pb2.OPERATION_STATE_FAILED
+            assert failures[0].error.reason == "FAILED_PRECONDITION"
+
+    asyncio.run(scenario())
+
+
 def test_expired_operations_and_their_blobs_are_deleted(database_url: str, tmp_path: Path) -> None:
     async def scenario() -> None:
         config = config_for(database_url, tmp_path, retention_s=1.5)

@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from inpaint.v1 import inpaint_pb2
+from inpaint.v1 import image_pb2, inpaint_pb2
 
 from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
-from orchestrator.requests import fingerprint
+from orchestrator.operations.engine import field_digests, first_difference
+from orchestrator.operations.status import to_service_error
 from orchestrator.search import SearchConfigError
-from orchestrator.service import to_service_error
 from servers.common import errors as service_errors
 from servers.common.interceptor import status_for
 
@@ -42,11 +42,16 @@ def test_admission_rejects_beyond_running_plus_queued() -> None:
     assert asyncio.run(scenario()) == ["done", "done", "done"]
 
 
-def test_the_fingerprint_ignores_only_the_request_id() -> None:
-    a = inpaint_pb2.InpaintRequest(request_id="x", task_id="t1")
-    b = inpaint_pb2.InpaintRequest(request_id="y", task_id="t1")
-    c = inpaint_pb2.InpaintRequest(request_id="x", task_id="t2")
-    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+def test_a_reused_request_id_is_compared_on_everything_but_the_id() -> None:
+    """What a request asks for, without its id (or whether candidates come back inline): a replayed id must
+    carry the same request, and what differs is named."""
+    images = inpaint_pb2.TaskImages(init_image=image_pb2.Image(data=b"init"), mask=image_pb2.Image(data=b"mask"))
+    a = inpaint_pb2.InpaintRequest(request_id="x", images=images, return_candidate_images=True)
+    b = inpaint_pb2.InpaintRequest(request_id="y", images=images)
+    c = inpaint_pb2.InpaintRequest(request_id="x", images=images, face=inpaint_pb2.FaceSettings(swap_size=256))
+    assert field_digests(a, "t1") == field_digests(b, "t1")
+    assert first_difference(field_digests(a, "t1"), field_digests(a, "t2")) == "task_id"
+    assert first_difference(field_digests(a), field_digests(c)) == "face"
 
 
 @pytest.mark.parametrize(
