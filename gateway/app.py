@@ -39,7 +39,7 @@ from gateway.config import GatewayConfig
 from gateway.openapi import openapi_document
 from gateway.routes import ID_PATTERN, ROUTES
 from gateway.routes import Route as ApiRoute
-from orchestrator.client import MAX_RECEIVE_BYTES, MAX_SEND_BYTES
+from orchestrator.client import CHANNEL_OPTIONS
 
 STATIC = Path(__file__).resolve().parent / "static"
 FORWARDED_HEADERS = ("authorization", "x-api-key", "x-request-id")
@@ -81,13 +81,7 @@ class Gateway:
         self.channel: grpc.aio.Channel | None = None
 
     async def open(self) -> None:
-        self.channel = grpc.aio.insecure_channel(
-            self.config.orchestrator,
-            options=[
-                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-                ("grpc.max_send_message_length", MAX_SEND_BYTES),
-            ],
-        )
+        self.channel = grpc.aio.insecure_channel(self.config.orchestrator, options=CHANNEL_OPTIONS)
 
     async def close(self) -> None:
         if self.channel is not None:

@@ -27,6 +27,10 @@ from inpaint.v1 import image_pb2, inpaint_pb2, inpaint_pb2_grpc, operations_pb2,
 # Responses carry the final image, the mask and (on request) every candidate: far over gRPC's 4 MiB default.
 MAX_RECEIVE_BYTES = 1 << 30
 MAX_SEND_BYTES = 256 << 20
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+    ("grpc.max_send_message_length", MAX_SEND_BYTES),
+]
 
 
 class StreamEndedError(RuntimeError):
@@ -111,13 +115,7 @@ class InpaintClient:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-                ("grpc.max_send_message_length", MAX_SEND_BYTES),
-            ],
-        )
+        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = inpaint_pb2_grpc.InpaintServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsServiceStub(self.channel)
         # How many times a stream or watch was opened again after its replica went away.

@@ -21,9 +21,9 @@ from grpc_status import rpc_status  # type: ignore[import-untyped]
 from orchestrator.errors import DeadlineExceededError, InvalidInputError, ModelUnavailableError, NoFaceError
 from orchestrator.search import SearchConfigError
 from servers.common import errors as service_errors
+from servers.common.auth import DOMAIN
 from servers.common.interceptor import STATUS_BY_ERROR, status_for
 
-DOMAIN = "inpaint.v1"
 MESSAGE_LIMIT = 1024
 # How long a client should wait before retrying a busy or unavailable service.
 RETRY_AFTER_S = 5

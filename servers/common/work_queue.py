@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 from servers.common.cancellation import CancelToken
@@ -51,19 +51,6 @@ class WorkQueue:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
-            self._publish()
-
-    async def run_coroutine(self, work: Callable[[], Awaitable[T]]) -> T:
-        """The same admission for work that is itself a coroutine (the orchestrator's tasks, which await
-        model servers rather than occupy a device); the slot is released when the coroutine ends."""
-        await self._acquire()
-        self.running += 1
-        self._publish()
-        try:
-            return await work()
-        finally:
-            self.running -= 1
-            self._slots.release()
             self._publish()
 
     async def run(self, work: Callable[[], T], token: CancelToken) -> T:

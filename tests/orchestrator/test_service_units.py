@@ -16,32 +16,6 @@ from servers.common import errors as service_errors
 from servers.common.interceptor import status_for
 
 
-def test_admission_rejects_beyond_running_plus_queued() -> None:
-    """The orchestrator admits its tasks through the model servers' WorkQueue (coroutine work)."""
-    from servers.common.work_queue import WorkQueue
-
-    async def scenario() -> list[str]:
-        queue = WorkQueue(max_concurrent=1, max_queue=1)
-        release = asyncio.Event()
-        outcomes: list[str] = []
-
-        async def work() -> str:
-            await release.wait()
-            return "done"
-
-        first = asyncio.ensure_future(queue.run_coroutine(work))
-        second = asyncio.ensure_future(queue.run_coroutine(work))
-        await asyncio.sleep(0)
-        with pytest.raises(service_errors.ResourceExhausted, match="busy"):
-            await queue.run_coroutine(work)
-        release.set()
-        outcomes += [await first, await second]
-        outcomes.append(await queue.run_coroutine(work))  # room again once they finished
-        return outcomes
-
-    assert asyncio.run(scenario()) == ["done", "done", "done"]
-
-
 def test_a_reused_request_id_is_compared_on_everything_but_the_id() -> None:
     """What a request asks for, without its id (or whether candidates come back inline): a replayed id must
     carry the same request, and what differs is named."""

@@ -23,13 +23,12 @@ from pathlib import Path
 import pytest
 from inpaint.v1 import inpaint_pb2, operations_pb2
 
-from orchestrator import sample_photos
-from orchestrator.client import InpaintClient, task_request
+from orchestrator.client import InpaintClient
 from stack.local import REPO_ROOT, Ports, Stack, StackConfig, plan
 from stack.process import free_port
 from tests.fakes.fake_gemini import FakeGemini
 from tests.operations.conftest import PostgresServer
-from tests.orchestrator.conftest import SECOND_MODEL, SMALL_SEARCH
+from tests.orchestrator.conftest import SECOND_MODEL, SMALL_SEARCH, task_images
 from tests.orchestrator.test_readiness import SERVING, wait_for
 
 K_GLOBAL, K_LOCAL = 4, 2  # 3 Qwen-Edit images in the global stage's request; 2 in each local request
@@ -153,12 +152,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, standin_repository: Path) ->
 
 
 def task(request_id: str) -> inpaint_pb2.InpaintRequest:
-    return task_request(
-        sample_photos.encode_png(sample_photos.astronaut()),
-        sample_photos.encode_png(sample_photos.astronaut_face_mask()),
-        sample_photos.encode_png(sample_photos.tom_hanks()),
-        request_id=request_id,
-    )
+    return inpaint_pb2.InpaintRequest(request_id=request_id, images=task_images())
 
 
 def wait_until_running(client: InpaintClient, name: str) -> str:
