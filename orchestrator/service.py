@@ -31,7 +31,7 @@ from orchestrator.operations.engine import OperationsEngine
 from orchestrator.operations.runner import PipelineRunner, queued_event
 from orchestrator.operations.servicer import SERVICE_NAME as OPERATIONS_SERVICE_NAME
 from orchestrator.operations.servicer import OperationsServicer
-from orchestrator.operations.status import abort_with_details, error_from_code
+from orchestrator.operations.status import error_from_code, error_status
 from orchestrator.pipeline import InpaintOutcome, InpaintPipeline
 from orchestrator.requests import parse_request
 from orchestrator.search.signals import REALISM
@@ -128,11 +128,7 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
     async def Inpaint(
         self, request: inpaint_pb2.InpaintRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> inpaint_pb2.InpaintResponse:
-        try:
-            return await self._complete(request, context, None)
-        except Exception as error:  # not CancelledError (a BaseException): a cancelled call just ends
-            await abort_with_details(context, error)
-            raise
+        return await self._complete(request, context, None)
 
     async def StreamInpaint(
         self, request: inpaint_pb2.StreamInpaintRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -148,9 +144,6 @@ class InpaintServicer(inpaint_pb2_grpc.InpaintServiceServicer):
                 else:
                     getter.cancel()
             result = run.result()
-        except Exception as error:
-            # The interceptor maps errors to bare status codes; the call ends here with the google.rpc details.
-            await abort_with_details(context, error)
         finally:
             run.cancel()
         yield inpaint_pb2.StreamInpaintResponse(result=result)
@@ -170,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level)
     configure_tracing(config.tracing)
-    server = ModelServer("orchestrator", config)
+    server = ModelServer("orchestrator", config, error_status=error_status)
     pipeline = InpaintPipeline(config)
     task_metrics = TaskMetrics(server.metrics.registry)
     store = TaskStore(config.task_store)

@@ -1,7 +1,7 @@
 """Errors as data: domain errors to status codes (once), and each status with google.rpc details.
 
     raise TaskFailedError(to_service_error(error))     # in a task: the operation records the code and field
-    await abort_with_details(context, error)           # in a handler: the call ends with rich details
+    ModelServer(name, config, error_status=error_status)  # a server: each failed call ends with rich details
 
 Every status carries ErrorInfo (a reason, the domain `inpaint.v1`); INVALID_ARGUMENT a BadRequest naming
 the field; RESOURCE_EXHAUSTED and UNAVAILABLE a RetryInfo. Messages are bounded (1024 characters), so an
@@ -100,7 +100,7 @@ def rich_status(error: service_errors.ServiceError) -> Any:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
 
 
-async def abort_with_details(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
-    """End the call with the error's status and its details (raises AbortError, as context.abort does)."""
-    status = rich_status(to_service_error(error))
-    await context.abort(status.code, status.details, status.trailing_metadata)
+def error_status(error: Exception) -> Any:
+    """Any error of a public call as its status with google.rpc details (the server's interceptor ends the
+    call with it): domain errors by their kind, anything else INTERNAL naming it."""
+    return rich_status(to_service_error(error))

@@ -1,7 +1,9 @@
-"""The one place where domain errors become gRPC status codes, and where every call gets a request id,
+"""The one place where errors become the call's gRPC status, and where every call gets a request id,
 one log line and its metrics.
 
 Servicers raise `servers.common.errors` exceptions; they never call `context.abort` for domain errors.
+By default an error becomes its status code and message; a service may give its own `ErrorStatus`
+(the orchestrator's public API adds google.rpc details to every error).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def status_for(error: errors.ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# An error as the call's status: code, message and trailing metadata (e.g. grpc-status-details-bin).
+ErrorStatus = Callable[[Exception], grpc.Status]
+
+
 def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and value:
@@ -84,10 +90,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Wraps unary and server-streaming handlers alike: streams too get the request id, the error mapping,
     one log line, the request metrics, and count as calls in flight for the SIGTERM drain."""
 
-    def __init__(self, metrics: ServerMetrics, logger: logging.Logger, calls: CallTracker | None = None) -> None:
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        logger: logging.Logger,
+        calls: CallTracker | None = None,
+        error_status: ErrorStatus | None = None,
+    ) -> None:
         self._metrics = metrics
         self._log = logger
         self.calls = calls or CallTracker()
+        self._error_status = error_status
 
     async def intercept_service(
         self,
@@ -129,8 +142,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             entered = True
             yield
         except errors.ServiceError as e:
-            code, detail = status_for(e), str(e)
-            await context.abort(code, detail)
+            code, detail, trailing = self._status(e, request_id)
+            await context.abort(code, detail, trailing)
         except asyncio.CancelledError:
             # gRPC cancels the handler both when the caller cancels and when its deadline passes.
             remaining = context.time_remaining()
@@ -141,10 +154,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
-        except Exception:
-            code, detail = grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})"
-            self._log.exception("unhandled error", extra=fields(method=method))
-            await context.abort(code, detail)
+        except Exception as e:
+            code, detail, trailing = self._status(e, request_id)
+            if code == grpc.StatusCode.INTERNAL:  # a service's own error kinds map to other codes
+                self._log.exception("unhandled error", extra=fields(method=method))
+            await context.abort(code, detail, trailing)
         finally:
             if entered:
                 self.calls.leave()
@@ -158,6 +172,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 ),
             )
             REQUEST_ID.reset(token)
+
+    def _status(self, error: Exception, request_id: str) -> tuple[grpc.StatusCode, str, Any]:
+        """(code, message, trailing metadata) the call ends with for `error`."""
+        if self._error_status is not None:
+            status = self._error_status(error)
+            return status.code, status.details, status.trailing_metadata
+        if isinstance(error, errors.ServiceError):
+            return status_for(error), str(error), ()
+        return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})", ()
 
     def _wrap(self, method: str, request_id: str, behaviour: UnaryBehaviour) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

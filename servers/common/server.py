@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from servers.common.cancellation import CancelToken
 from servers.common.errors import Unavailable
-from servers.common.interceptor import CallTracker, ServiceInterceptor
+from servers.common.interceptor import CallTracker, ErrorStatus, ServiceInterceptor
 from servers.common.logs import fields, get_logger
 from servers.common.metrics import ServerMetrics
 from servers.common.settings import ServerSettings
@@ -59,9 +59,12 @@ def connection_age_options(age_s: float, grace_s: float) -> list[tuple[str, int]
 class ModelServer:
     """Owns the transport-level pieces. A component creates one, registers its servicer, and runs `serve`."""
 
-    def __init__(self, name: str, config: ServerSettings) -> None:
+    def __init__(self, name: str, config: ServerSettings, error_status: ErrorStatus | None = None) -> None:
+        """`error_status`: how an error becomes the call's status, when a service wants more than its code and
+        message (the orchestrator adds google.rpc details)."""
         self.name = name
         self.config = config
+        self.error_status = error_status
         self.log = get_logger(name)
         self.metrics = ServerMetrics(name)
         self.work = WorkQueue(config.max_concurrent, config.max_queue, self.metrics)
@@ -123,7 +126,7 @@ class ModelServer:
             self._stop.set()
         self.health = HealthServicer()
         self.server = server = grpc.aio.server(
-            interceptors=[ServiceInterceptor(self.metrics, self.log, self.calls)],
+            interceptors=[ServiceInterceptor(self.metrics, self.log, self.calls, self.error_status)],
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),

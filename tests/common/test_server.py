@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from servers.common.errors import InvalidArgument
+from servers.common.interceptor import ErrorStatus
 from servers.common.server import ModelServer, token_for
 from servers.common.settings import ServerSettings
 from stack.process import CHANNEL_OPTIONS, free_port, health_check, health_watch
@@ -44,10 +45,10 @@ class FakeModel:
 
 
 class InProcessServer:
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, error_status: ErrorStatus | None = None, **config: Any) -> None:
         self.model = FakeModel()
         self.config = ServerSettings(port=0, metrics_port=free_port(), **config)
-        self.server = ModelServer("fake", self.config)
+        self.server = ModelServer("fake", self.config, error_status=error_status)
         self.server.add_service("test.Fake", self._register)
         self.bound = threading.Event()
         self.port = 0
@@ -310,3 +311,42 @@ def test_streams_get_the_error_mapping_metrics_and_a_log_line(
         text = response.read().decode()
     assert 'fake_requests_total{code="OK",method="/test.Fake/Stream"} 1.0' in text
     assert 'fake_requests_total{code="INVALID_ARGUMENT",method="/test.Fake/Stream"} 1.0' in text
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str], ...]
+
+
+def test_a_service_gives_every_failed_call_its_own_status_unary_and_stream_alike() -> None:
+    """The orchestrator adds google.rpc details to every error through this hook (one place), instead of a
+    try/except in each handler: domain errors, bugs and stream errors all end with the hook's status."""
+
+    def error_status(error: Exception) -> grpc.Status:
+        code = grpc.StatusCode.INVALID_ARGUMENT if isinstance(error, InvalidArgument) else grpc.StatusCode.INTERNAL
+        return _Status(code, f"hooked: {error}", (("x-error-kind", type(error).__name__),))
+
+    server = InProcessServer(error_status=error_status).start()
+    try:
+        server.model.load_released.set()
+        server.wait_health(SERVING)
+        failures = {
+            "invalid": error_of(lambda: server.call(b"invalid", timeout=5)),
+            "crash": error_of(lambda: server.call(b"crash", timeout=5)),
+            "stream": error_of(lambda: list(server.stream(b"invalid", timeout=5))),
+        }
+    finally:
+        server.request_stop()
+        server.thread.join(10)
+
+    def kind(error: grpc.RpcError) -> str:
+        metadata: Any = error.trailing_metadata()
+        return next(str(value) for key, value in metadata if key == "x-error-kind")
+
+    kinds = {name: kind(error) for name, error in failures.items()}
+    assert kinds == {"invalid": "InvalidArgument", "crash": "RuntimeError", "stream": "InvalidArgument"}
+    assert failures["invalid"].code() == failures["stream"].code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert failures["invalid"].details() == "hooked: seeds: is empty"
+    assert failures["crash"].code() == grpc.StatusCode.INTERNAL and failures["crash"].details() == "hooked: a bug"
