@@ -136,6 +136,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         code = grpc.StatusCode.OK
         detail = ""
         entered = False
+        # A failed call's status is sent once its metrics and log line are recorded: a client that has seen
+        # the error finds it counted.
+        trailing: Any = None
         try:
             await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
             self.calls.enter()
@@ -143,7 +146,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             yield
         except errors.ServiceError as e:
             code, detail, trailing = self._status(e, request_id)
-            await context.abort(code, detail, trailing)
         except asyncio.CancelledError:
             # gRPC cancels the handler both when the caller cancels and when its deadline passes.
             remaining = context.time_remaining()
@@ -158,7 +160,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             code, detail, trailing = self._status(e, request_id)
             if code == grpc.StatusCode.INTERNAL:  # a service's own error kinds map to other codes
                 self._log.exception("unhandled error", extra=fields(method=method))
-            await context.abort(code, detail, trailing)
         finally:
             if entered:
                 self.calls.leave()
@@ -172,6 +173,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 ),
             )
             REQUEST_ID.reset(token)
+        if trailing is not None:
+            await context.abort(code, detail, trailing)
 
     def _status(self, error: Exception, request_id: str) -> tuple[grpc.StatusCode, str, Any]:
         """(code, message, trailing metadata) the call ends with for `error`."""
