@@ -137,6 +137,30 @@ def _run_rows_alone(transformer: Any) -> None:
     transformer.forward = forward
 
 
+def _simulate_transformer(transformer: Any) -> None:
+    """Fleet simulation: the transformer predicts no velocity and costs no CPU; the step's time is the sleep.
+
+    `_StepClock` sleeps what a real model's step takes on a GPU; running the stand-in's transformer as well
+    would add CPU time that a GPU fleet does not spend on the host, and on a few cores it, not the simulated
+    GPU time, would bound a benchmark of many replicas. The pipeline around it (prompt encoding, the
+    scheduler, the VAE) still runs, so requests, sizes, cancellation and the response are the real ones.
+    The output has the packed shape the pipeline expects: patch_size^2 * out_channels per token.
+    """
+    from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+    config = transformer.config
+    channels = int(config.patch_size) ** 2 * int(config.out_channels or config.in_channels)
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+        sample = hidden.new_zeros((*hidden.shape[:2], channels))
+        if kwargs.get("return_dict", True):
+            return Transformer2DModelOutput(sample=sample)
+        return (sample,)
+
+    transformer.forward = forward
+
+
 def _inpaint_pipeline_class() -> Any:
     from diffusers import QwenImageEditInpaintPipeline
 
@@ -321,7 +345,9 @@ class QwenEditModel:
             assert self.lora_dir is not None
             fuse_lora(pipeline_class, edit.transformer, lora_path, self.lora_scale)
             self.lora = LoraUsed(name=self.lora_dir.name, path=lora_path, scale=self.lora_scale)
-        if self.batch_invariant:
+        if self.simulate_step_s is not None:
+            _simulate_transformer(edit.transformer)
+        elif self.batch_invariant:
             _run_rows_alone(edit.transformer)
             edit.vae.enable_slicing()
         inpaint = None

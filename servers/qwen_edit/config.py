@@ -62,8 +62,8 @@ class QwenEditConfig(ServerSettings):
     lora_dir: Path | None = None
     lora_weight_name: str | None = None
     lora_scale: float = 1.0
-    # Fleet simulation, stand-ins only: every denoising step also sleeps this many seconds per image at
-    # 1024x1024, scaled by the image's pixels / (1024*1024). Unset: off.
+    # Fleet simulation, stand-ins only: every denoising step sleeps this many seconds per image at
+    # 1024x1024, scaled by the image's pixels / (1024*1024), in place of the stand-in's transformer. Unset: off.
     simulate_step_s: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")

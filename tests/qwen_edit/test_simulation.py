@@ -47,3 +47,25 @@ def test_each_step_takes_the_simulated_time_without_using_the_cpu(simulating: Mo
     assert wall >= 4 * STEP_S_AT_64
     assert response.seconds_per_step >= STEP_S_AT_64
     assert cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s"
+
+
+def test_the_stand_in_transformer_does_not_run_while_simulating(simulating: ModelServerProcess) -> None:
+    """The step's time is the sleep: a GPU fleet spends no host CPU on the transformer. Before, the stand-in
+    ran it as well, per seed and per CFG branch (168 passes for a global request of 7 seeds at 12 steps),
+    about 1 s of CPU a request, which on two cores, not the simulated GPU time, bounded the fleet benchmark."""
+    stub = qwen_edit_pb2_grpc.QwenEditServiceStub(simulating.channel())
+    request = edit_request(
+        seeds=range(1, 8), image=encode(photo(16, 16)), num_inference_steps=12, true_cfg_scale=2.0
+    )  # 7 images of 16x16: 12 steps of 7 * 0.2 / 16 = 0.0875 s, about 1 s asleep in all
+    stub.Edit(request, timeout=60)
+    assert simulating.process is not None
+    cpu_before = cpu_seconds(simulating.process.pid)
+    started = time.monotonic()
+
+    response = stub.Edit(request, timeout=60)
+
+    wall = time.monotonic() - started
+    cpu = cpu_seconds(simulating.process.pid) - cpu_before
+    assert len(response.images) == 7 and response.denoising_steps == 12
+    assert wall >= 12 * 7 * STEP_S_AT_64 / 16
+    assert cpu < 0.25 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s"
