@@ -11,6 +11,7 @@ async.
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,15 @@ from orchestrator.faces.analysis import Face, FaceAnalyzer
 from orchestrator.faces.selection import mask_overlap
 from orchestrator.refine.crop import CropBox
 from orchestrator.scoring.gemini import GeminiRealismScorer
-from orchestrator.scoring.local_metrics import boundary_consistency, identity_score, texture_realism
+from orchestrator.scoring.local_metrics import (
+    EdgeBands,
+    TextureRings,
+    boundary_consistency_in,
+    edge_bands,
+    identity_score,
+    texture_realism_in,
+    texture_rings,
+)
 from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, MoondreamJudge, combine, identity_queries
 from orchestrator.search import CandidateImage, Deadline, Scorer, SignalScore
 from orchestrator.search.signals import (
@@ -58,11 +67,21 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
     """ArcFace identity against the character, and boundary consistency against the init image."""
     assert task.character_face.embedding is not None
     reference = task.character_face.embedding
+    # What the metrics compare against is the task's, not the candidate's: measured once, on first use.
+    regions: list[tuple[EdgeBands | None, TextureRings | None]] = []
+    once = threading.Lock()
+
+    def task_regions() -> tuple[EdgeBands | None, TextureRings | None]:
+        with once:
+            if not regions:
+                regions.append((edge_bands(task.init, task.mask), texture_rings(task.mask)))
+            return regions[0]
 
     def measure(image: np.ndarray, deadline: Deadline) -> list[SignalScore]:
+        bands, rings = task_regions()
         scores = [
-            SignalScore(CONSISTENCY_LOCAL, boundary_consistency(image, task.init, task.mask), "local:boundary"),
-            SignalScore(REALISM_LOCAL, texture_realism(image, task.mask), "local:texture"),
+            SignalScore(CONSISTENCY_LOCAL, boundary_consistency_in(image, bands), "local:boundary"),
+            SignalScore(REALISM_LOCAL, texture_realism_in(image, rings), "local:texture"),
         ]
         faces = [f for f in analyzer.detect(image, deadline) if mask_overlap(f, task.mask) > 0]
         if not faces:

@@ -97,3 +97,65 @@ def test_texture_realism_penalises_a_plastic_face(astronaut: np.ndarray) -> None
     assert original > 5.0
     assert texture_realism(plastic, mask) < original - 2
     assert texture_realism(noisy, mask) < original - 2
+
+
+def _whole_frame_boundary(candidate: np.ndarray, init: np.ndarray, mask: np.ndarray, band_px: int = 6) -> float:
+    """The boundary measure as its docstring defines it, on the whole frame (the way it was computed before)."""
+    from orchestrator.imaging.blend import erode
+
+    region = mask.astype(bool)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
+    outside = cv2.dilate(region.astype(np.uint8), kernel).astype(bool) & ~region
+    inside = region & ~erode(region, band_px)
+    lab_c = cv2.cvtColor(candidate, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab_i = cv2.cvtColor(init, cv2.COLOR_RGB2LAB).astype(np.float32)
+
+    def gradient(lab: np.ndarray) -> np.ndarray:
+        return np.hypot(cv2.Sobel(lab[..., 0], cv2.CV_32F, 1, 0), cv2.Sobel(lab[..., 0], cv2.CV_32F, 0, 1))
+
+    seam = float(np.maximum(gradient(lab_c) - gradient(lab_i), 0)[inside | outside].mean()) / 4.0
+    colour = float(np.linalg.norm(lab_c[inside].mean(axis=0) - lab_i[inside].mean(axis=0)))
+    return float(10.0 * np.exp(-(seam + colour) / 12.0))
+
+
+def _whole_frame_texture(candidate: np.ndarray, mask: np.ndarray) -> float:
+    from orchestrator.imaging.blend import erode
+
+    region = erode(mask.astype(bool), 3)
+    ys, xs = np.nonzero(region)
+    size = max(int(max(np.ptp(ys), np.ptp(xs)) * 0.35), 3)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
+    ring = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask.astype(bool)
+    laplacian = cv2.Laplacian(cv2.cvtColor(candidate, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F, ksize=3)
+    ratio = np.log((laplacian[region].std() + 1.0) / (laplacian[ring].std() + 1.0))
+    return float(10.0 * np.exp(-abs(ratio) / 0.6))
+
+
+@pytest.mark.parametrize("where", ["inside", "top-left corner", "right edge", "bottom edge"])
+def test_the_local_metrics_measured_near_the_mask_equal_the_whole_frame_ones(astronaut: np.ndarray, where: str) -> None:
+    """The per-task parts (the rings, the init image's gradient) are computed once and every candidate is
+    read only around the mask: the scores are the whole frame's, for masks inside the photo and touching
+    its edges (a window one pixel too tight changes them)."""
+    from orchestrator.scoring.local_metrics import (
+        boundary_consistency_in,
+        edge_bands,
+        texture_realism_in,
+        texture_rings,
+    )
+
+    rng = np.random.default_rng(3)
+    candidate = np.clip(astronaut.astype(int) + rng.normal(0, 25, astronaut.shape), 0, 255).astype(np.uint8)
+    mask = np.zeros(astronaut.shape[:2], np.uint8)
+    centre = {"inside": (260, 170), "top-left corner": (20, 15), "right edge": (505, 260), "bottom edge": (250, 508)}
+    cv2.ellipse(mask, centre[where], (70, 95), 15, 0, 360, 1, -1)
+    mask = mask.astype(bool)
+    candidate[~mask] = astronaut[~mask]
+
+    bands, rings = edge_bands(astronaut, mask), texture_rings(mask)
+    assert bands is not None and rings is not None
+    assert rings.region.size < mask.size / 2 and bands.ring.size < mask.size / 2  # only a window is read
+    assert boundary_consistency_in(candidate, bands) == pytest.approx(
+        _whole_frame_boundary(candidate, astronaut, mask), abs=1e-6
+    )
+    assert texture_realism_in(candidate, rings) == pytest.approx(_whole_frame_texture(candidate, mask), abs=1e-6)
+    assert boundary_consistency_in(candidate, bands) < 9.5  # the noise shows at the edge: a real comparison
