@@ -23,12 +23,12 @@ from orchestrator import sample_photos
 from orchestrator.faces.analysis import FaceAnalyzer
 from orchestrator.faces.stage import FaceStage
 from orchestrator.faces.triton_client import TritonConfig, TritonModels
-from servers.triton.contracts import ARCFACE_W600K, LANDMARK_2D106
+from servers.triton.contracts import ALL_MODELS, ARCFACE_W600K
 from servers.triton.provenance import read_provenance
 from stack.triton import TritonServer, TritonServerConfig
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "triton_models"
-BATCHED_MODELS = (LANDMARK_2D106.triton_name, ARCFACE_W600K.triton_name)
+BATCHED_MODELS = tuple(m.triton_name for m in ALL_MODELS if m.batchable)
 
 
 def settled_statistics(models: TritonModels, model: str) -> tuple[int, int]:
@@ -62,17 +62,22 @@ def measure(url: str, runs: int, callers: int) -> dict[str, object]:
             stage_timings.setdefault(key, []).append(value)
 
     def batching_of(work: Callable[[], object]) -> dict[str, dict[str, float]]:
+        """Per batched model, and over all of them ("all"), the inferences per Triton execution."""
         before = {m: settled_statistics(models, m) for m in BATCHED_MODELS}
         work()
-        out = {}
-        for model in BATCHED_MODELS:
-            inferences, executions = (a - b for a, b in zip(settled_statistics(models, model), before[model]))
-            out[model] = {
+        counts = {
+            m: tuple(a - b for a, b in zip(settled_statistics(models, m), before[m], strict=True))
+            for m in BATCHED_MODELS
+        }
+        counts["all"] = tuple(sum(c[i] for c in counts.values()) for i in (0, 1))
+        return {
+            model: {
                 "inferences": inferences,
                 "executions": executions,
                 "inferences_per_execution": round(inferences / max(executions, 1), 2),
             }
-        return out
+            for model, (inferences, executions) in counts.items()
+        }
 
     started = time.perf_counter()
 

@@ -38,10 +38,20 @@ class ModelContract:
     # Where the source file fixes the leading dimension that the served model leaves free (inswapper's
     # file takes exactly one crop; the prepared model a batch), the file's value of it.
     source_batch: int | None = None
+    # Where the source file's outputs have no batch axis at all (SCRFD: its one image's anchors as rows);
+    # the prepared model stacks each item's outputs on a new leading axis.
+    source_outputs_unbatched: bool = False
 
     def source_shape(self, spec: TensorSpec) -> tuple[int, ...]:
-        """A tensor's shape in the source file (the served shape unless the file fixes its batch)."""
+        """A tensor's shape in the source file (the served shape unless the file fixes or lacks its batch)."""
+        if self.source_outputs_unbatched and spec in self.outputs:
+            return spec.shape[1:]
         return spec.shape if self.source_batch is None else (self.source_batch, *spec.shape[1:])
+
+    @property
+    def scan_batched(self) -> bool:
+        """Whether preparation makes the file's one-item graph run over a batch (tools.models.prepare)."""
+        return self.source_batch is not None
 
 
 SCRFD_STRIDES = (8, 16, 32)
@@ -68,14 +78,20 @@ PARSER_OUTPUT_NAME = "output"
 OCCLUDER_INPUT_NAME = "input"
 OCCLUDER_OUTPUT_NAME = "output"
 
+# The real file takes one image and gives its anchors as rows, with no batch axis. The prepared model runs
+# the graph once per image of a batch (tools.models.prepare.batch_by_scan) and stacks each image's rows, so
+# that Triton's dynamic batcher can group concurrent detections of one size (the client letterboxes every
+# image to the same square) and the landmark and embedding calls behind them arrive together.
 DET_10G = ModelContract(
     triton_name="det_10g",
     source_path="buffalo_l/det_10g.onnx",
-    inputs=(TensorSpec(SCRFD_INPUT_NAME, (1, 3, -1, -1)),),
-    outputs=tuple(TensorSpec(n, (-1, 1)) for n in SCRFD_SCORE_NAMES)
-    + tuple(TensorSpec(n, (-1, 4)) for n in SCRFD_BOX_NAMES)
-    + tuple(TensorSpec(n, (-1, 10)) for n in SCRFD_KPS_NAMES),
-    batchable=False,
+    inputs=(TensorSpec(SCRFD_INPUT_NAME, (-1, 3, -1, -1)),),
+    outputs=tuple(TensorSpec(n, (-1, -1, 1)) for n in SCRFD_SCORE_NAMES)
+    + tuple(TensorSpec(n, (-1, -1, 4)) for n in SCRFD_BOX_NAMES)
+    + tuple(TensorSpec(n, (-1, -1, 10)) for n in SCRFD_KPS_NAMES),
+    batchable=True,
+    source_batch=1,
+    source_outputs_unbatched=True,
 )
 
 LANDMARK_2D106 = ModelContract(
@@ -110,22 +126,28 @@ INSWAPPER_128 = ModelContract(
 
 # FaceFusion's face parser (BiSeNet on a ResNet-34, trained on CelebAMask-HQ): the aligned face at 512x512,
 # RGB, (pixel/255 - ImageNet mean) / ImageNet std (per channel, sent by the client); 19 class logits per pixel.
+# Like inswapper's, the file fixes its batch to 1; the prepared model runs it per crop of a batch (a Scan),
+# so that Triton's dynamic batcher groups concurrent swaps' crops (the heaviest face model: left unbatched,
+# it spaces the callers out and no model behind or before it sees two requests at once).
 FACE_PARSER = ModelContract(
     triton_name="bisenet_resnet_34",
     source_path="facefusion/bisenet_resnet_34.onnx",
-    inputs=(TensorSpec(PARSER_INPUT_NAME, (1, 3, 512, 512)),),
-    outputs=(TensorSpec(PARSER_OUTPUT_NAME, (1, 19, 512, 512)),),
-    batchable=False,
+    inputs=(TensorSpec(PARSER_INPUT_NAME, (-1, 3, 512, 512)),),
+    outputs=(TensorSpec(PARSER_OUTPUT_NAME, (-1, 19, 512, 512)),),
+    batchable=True,
+    source_batch=1,
 )
 
 # FaceFusion's occluder (DeepFaceLab's XSeg): the face crop at 256x256, NHWC, BGR pixel/255; per pixel the
 # probability that the face is visible there (0 where a hand, hair, glasses... cover it).
+# Batched as the parser is.
 FACE_OCCLUDER = ModelContract(
     triton_name="xseg_1",
     source_path="facefusion/xseg_1.onnx",
-    inputs=(TensorSpec(OCCLUDER_INPUT_NAME, (1, 256, 256, 3)),),
-    outputs=(TensorSpec(OCCLUDER_OUTPUT_NAME, (1, 256, 256, 1)),),
-    batchable=False,
+    inputs=(TensorSpec(OCCLUDER_INPUT_NAME, (-1, 256, 256, 3)),),
+    outputs=(TensorSpec(OCCLUDER_OUTPUT_NAME, (-1, 256, 256, 1)),),
+    batchable=True,
+    source_batch=1,
 )
 
 # The face parser's classes (CelebAMask-HQ's 19, in the order FaceFusion's face_masker.py maps them).

@@ -17,6 +17,7 @@ from onnx import numpy_helper
 from bench.prepare_memory import measure_on_standins
 from servers.triton.contracts import (
     ALL_MODELS,
+    DET_10G,
     EMAP_SHAPE,
     FACE_OCCLUDER,
     FACE_PARSER,
@@ -250,6 +251,28 @@ def test_the_prepared_inswapper_takes_a_batch_and_swaps_each_item_as_the_origina
         np.testing.assert_allclose(batched[i : i + 1], one, atol=1e-6)  # up to float rounding
     with pytest.raises(PreparationError, match="already runs over a batch"):
         batch_by_scan(onnx.load(str(repository / "inswapper_128" / "1" / "model.onnx")), INSWAPPER_128)
+
+
+def test_the_prepared_detector_takes_a_batch_and_gives_each_image_the_original_anchors(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    """SCRFD's file takes one image and gives its anchors as rows with no batch axis; the prepared model
+    (so that Triton can batch concurrent detections) stacks each image's rows, exactly as the file gives them."""
+    source_path = standin_weights / DET_10G.source_path
+    original = _session(source_path)
+    assert original.get_inputs()[0].shape[0] == 1 and len(original.get_outputs()[0].shape) == 2
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(standin_weights, repository)
+    prepared = _session(repository / "det_10g" / "1" / "model.onnx")
+    assert prepared.get_inputs()[0].shape[0] == "N"
+    assert [len(o.shape) for o in prepared.get_outputs()] == [3] * 9
+    images = np.random.default_rng(4).random((3, 3, 96, 128), dtype=np.float32)
+    batched = prepared.run(None, {"input.1": images})
+    for i in range(3):
+        alone = original.run(None, {"input.1": images[i : i + 1]})
+        for stacked, one in zip(batched, alone, strict=True):
+            assert stacked.shape == (3, *one.shape)
+            np.testing.assert_allclose(stacked[i], one, atol=1e-6)
 
 
 def test_streamed_load_leaves_large_initializers_in_the_file_and_saves_an_identical_model(

@@ -48,22 +48,28 @@ def test_detector_emits_two_anchors_per_cell_per_stride(triton_models: TritonMod
         "det_10g", {"input.1": np.zeros((1, 3, 320, 256), np.float32)}, [s.name for s in DET_10G.outputs]
     )
     for stride, name in zip((8, 16, 32), ("448", "471", "494")):
-        assert out[name].shape == ((320 // stride) * (256 // stride) * 2, 1)
+        assert out[name].shape == (1, (320 // stride) * (256 // stride) * 2, 1)
 
 
-def test_concurrent_requests_are_batched_by_triton(triton_models: TritonModels) -> None:
-    before = settled_statistics(triton_models, "w600k_r50")
+@pytest.mark.parametrize("contract", [c for c in ALL_MODELS if c.batchable], ids=lambda c: c.triton_name)
+def test_concurrent_requests_are_batched_by_triton(triton_models: TritonModels, contract: ModelContract) -> None:
+    """Every face model but inswapper (whose requests carry their own batch) is batched across requests:
+    concurrent swaps' detections, landmarks, embeddings and face crops share executions."""
+    model = contract.triton_name
+    before = settled_statistics(triton_models, model)
     rng = np.random.default_rng(2)
-    crops = [rng.random((1, 3, 112, 112), dtype=np.float32) for _ in range(32)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(lambda x: triton_models.infer("w600k_r50", {"input.1": x}, ["683"])["683"], crops))
-    after = settled_statistics(triton_models, "w600k_r50")
+    items = [_feeds(contract, rng) for _ in range(24)]
+    names = [s.name for s in contract.outputs]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(lambda feeds: triton_models.infer(model, feeds, names), items))
+    after = settled_statistics(triton_models, model)
     inferences, executions = after[0] - before[0], after[1] - before[1]
-    assert inferences == 32
+    assert inferences == 24
     assert executions < inferences, f"{executions} executions for {inferences} inferences: no batching happened"
     # Batching must not mix up whose answer is whose.
-    alone = triton_models.infer("w600k_r50", {"input.1": crops[5]}, ["683"])["683"]
-    np.testing.assert_allclose(results[5], alone, rtol=1e-4, atol=1e-4)
+    alone = triton_models.infer(model, items[5], names)
+    for name in names:
+        np.testing.assert_allclose(results[5][name], alone[name], rtol=1e-4, atol=1e-4)
 
 
 def test_readiness_of_every_face_model(triton_models: TritonModels) -> None:

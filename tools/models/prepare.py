@@ -11,7 +11,9 @@ inswapper_128 is rewritten on the way: the real graph takes `normalize(normalize
 its `source`, where `emap` is the file's last initializer. The prepared graph computes that
 projection itself, so Triton clients send the plain ArcFace embedding `e` and need no weight file.
 The real graph also fixes its batch to 1; the prepared one runs it once per item of a batch (a Scan
-over the leading axis), so that pixel boost's tiles go to Triton in one request.
+over the leading axis), so that pixel boost's tiles go to Triton in one request. det_10g gets the same
+Scan (its file takes one image and gives that image's anchors with no batch axis; the prepared one
+stacks them per image), so that Triton's dynamic batcher can group concurrent detections.
 Exports that normalise their own input (the MXNet 2d106det) get the contract's normalisation folded
 in front, so every client sends the same thing whichever export the file is.
 
@@ -45,6 +47,7 @@ from servers.triton.contracts import (
     META_BATCH_SCAN,
     META_EMAP_FOLDED,
     META_INPUT_FOLDED,
+    MODELS_BY_NAME,
     ModelContract,
     TensorSpec,
 )
@@ -124,8 +127,12 @@ def check_contract(model: onnx.ModelProto, contract: ModelContract, where: str) 
     """
     initializer_names = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializer_names]
-    _check_tensors("inputs", inputs, contract.inputs, where)
-    _check_tensors("outputs", list(model.graph.output), contract.outputs, where)
+
+    def in_file(specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in specs)
+
+    _check_tensors("inputs", inputs, in_file(contract.inputs), where)
+    _check_tensors("outputs", list(model.graph.output), in_file(contract.outputs), where)
 
 
 def rename_single_output(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
@@ -219,8 +226,9 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
     """Make a graph that takes one item take a batch of them; returns `model`, changed in place.
 
     The graph's nodes become the body of a Scan over the leading axis of every input: each item is
-    unsqueezed back to a batch of one, run through the unchanged nodes, and the outputs squeezed and
-    stacked. The real inswapper fixes its batch to 1 (declaring the dimension free would not do: a
+    unsqueezed back to a batch of one, run through the unchanged nodes, and the outputs squeezed (or,
+    where the file's outputs have no batch axis, as SCRFD's, taken whole) and stacked. The real inswapper
+    and SCRFD fix their batch to 1 (declaring the dimension free would not do: a
     graph exported that way may reshape with that 1 inside). The weights stay initializers of the
     outer graph, which the body reads from its enclosing scope, so they are not copied.
     """
@@ -250,13 +258,20 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
         )
     nodes.extend(graph.node)
     for value in graph.output:
-        item = _one_item(value)
-        body_outputs.append(item)
-        nodes.append(
-            helper.make_node(
-                "Squeeze", [inner[value.name], *axes_input], [item.name], name=f"{value.name}_unbatch", **attrs
+        if contract.source_outputs_unbatched:
+            # The file's output has no batch axis: each item's whole output is one slice of the stack.
+            item = onnx.ValueInfoProto()
+            item.CopyFrom(value)
+            item.name = f"{value.name}_item"
+            nodes.append(helper.make_node("Identity", [inner[value.name]], [item.name], name=f"{value.name}_of_item"))
+        else:
+            item = _one_item(value)
+            nodes.append(
+                helper.make_node(
+                    "Squeeze", [inner[value.name], *axes_input], [item.name], name=f"{value.name}_unbatch", **attrs
+                )
             )
-        )
+        body_outputs.append(item)
     body = helper.make_graph(nodes, f"{where}_per_item", body_inputs, body_outputs, value_info=list(graph.value_info))
     scan = helper.make_node(
         "Scan",
@@ -269,10 +284,18 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
     del graph.node[:]
     graph.node.append(scan)
     del graph.value_info[:]
-    for value in [*inputs, *graph.output]:
+    for value in inputs:
         first = value.type.tensor_type.shape.dim[0]
         first.Clear()
         first.dim_param = "N"
+    for value in graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if contract.source_outputs_unbatched:
+            dims.add()
+            for i in range(len(dims) - 1, 0, -1):
+                dims[i].CopyFrom(dims[i - 1])
+        dims[0].Clear()
+        dims[0].dim_param = "N"
     helper.set_model_props(model, {**_metadata(model), META_BATCH_SCAN: "true"})
     return model
 
@@ -338,6 +361,7 @@ def _prepare(contract: ModelContract, source: Path, repository: Path, allow_unve
     emap_folded = contract is INSWAPPER_128
     if emap_folded:
         fold_emap(model)
+    if contract.scan_batched:
         batch_by_scan(model, contract)
     input_folded = contract.input_normalisation is not None and normalises_itself(model, contract)
     if input_folded:
@@ -423,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             if p.standin
             else ("real, checksum ok" if p.checksum_verified else "real, UNVERIFIED")
         )
-        extra = ", emap folded, batched by Scan" if p.emap_folded else ""
+        extra = ", emap folded" if p.emap_folded else ""
+        extra += ", batched by Scan" if MODELS_BY_NAME[p.name].scan_batched else ""
         extra += ", input normalisation folded" if p.input_normalisation_folded else ""
         print(f"{p.name:14s} {kind}{extra} -> {args.repository / p.name / '1' / 'model.onnx'}")
     return 0
