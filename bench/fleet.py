@@ -1,6 +1,6 @@
 """A simulated GPU fleet on one machine: throughput, latency and load spreading over N Qwen-Edit replicas.
 
-    python -m bench.fleet [--replicas 1 2 4] [--tasks 1 4 16] [--time-scale 0.5] --out bench/results/fleet.json
+    python -m bench.fleet [--replicas 1 2 4] [--tasks 1 4 16] [--time-scale 1.0] --out bench/results/fleet.json
     make bench-fleet
 
 The model servers are the real ones on their stand-ins, in simulation mode: a Qwen-Edit denoising step and a
@@ -9,7 +9,10 @@ replicas fit on two cores. Triton (CPU stand-ins), a fake Gemini with a fixed an
 orchestrator complete the fleet. The orchestrator reaches the N replicas of each model server through one
 multi-address target with round_robin, as it reaches a headless Service's pods.
 
-Simulated times (all multiplied by --time-scale, to keep the run short; ratios do not depend on it):
+Simulated times (all multiplied by --time-scale, 1.0 by default: an H200's own times). A smaller scale
+shortens the run but is not neutral: the host's CPU work per task (the orchestrator, Triton's CPU models,
+the stand-ins' VAE) does not shrink with it, so on two cores it weighs more in every figure (at 0.5 a lone
+task read about 0.1x further from its critical path than it does at 1.0).
 - Qwen-Image-Edit on an H200 at 1024x1024: 17.8 s for 50 steps (true CFG included), 0.356 s a step. At the
   crop the service edits (--crop, 512 by default) a step costs that times the crop's share of the tokens,
   (crop/1024)^2 (image and condition tokens both scale with the pixels; attention's quadratic term is
@@ -50,6 +53,14 @@ H200_QWEN_STEP_S_AT_1024 = 17.8 / 50
 STEPS = 12
 K_GLOBAL, M_GLOBAL, K_LOCAL = 8, 3, 4
 MOONDREAM_QUESTIONS_PER_CANDIDATE = 3  # two identity composites and consistency, in one Score call
+# The fleet is fixed during a run, so its servers do not recycle connections (in production they do every
+# 60 s, so that replicas an HPA adds get traffic: tests/common/test_load_spreading.py). Each recycle makes
+# round_robin start its rotation at a random replica again, which over a cell's 64 edit requests moves a
+# replica's share by a request or two: noise in the figure this benchmark reports, not spreading.
+FIXED_FLEET_CONNECTION_AGE_S = 3600
+# Gemini calls in flight per orchestrator: production sets it from its quota (8 by default); the fake Gemini
+# has none, and 16 tasks scoring a stage at once would otherwise queue behind 8 slots.
+GEMINI_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,8 @@ def model_fleet(replicas: int, sim: Simulation, logs: Path) -> Iterator[tuple[li
                 ServerProcessConfig(
                     "servers.qwen_edit", python_of(".venv-qwen"),
                     args=["--model-dir", str(qwen_dir), "--max-queue=256", "--torch-threads=1",
-                          f"--simulate-step-s={sim.server_step_s:.6f}"],
+                          f"--simulate-step-s={sim.server_step_s:.6f}",
+                          f"--max-connection-age-s={FIXED_FLEET_CONNECTION_AGE_S}"],
                     log_file=logs / f"qwen-{i}.log", ready_timeout_s=600,
                 )
             )
@@ -107,7 +119,8 @@ def model_fleet(replicas: int, sim: Simulation, logs: Path) -> Iterator[tuple[li
                 ServerProcessConfig(
                     "servers.moondream", python_of(".venv-moondream"),
                     args=["--adapter", adapter, "--model-dir", str(moondream_dir), "--max-queue=256",
-                          "--torch-threads=1", f"--simulate-answer-s={sim.moondream_answer_s * sim.time_scale:.6f}"],
+                          "--torch-threads=1", f"--simulate-answer-s={sim.moondream_answer_s * sim.time_scale:.6f}",
+                          f"--max-connection-age-s={FIXED_FLEET_CONNECTION_AGE_S}"],
                     log_file=logs / f"moondream-{i}.log", ready_timeout_s=600,
                 )
             )
@@ -142,7 +155,8 @@ def orchestrator(
         args=[
             f"--triton.url={triton_url}", f"--triton.repository={repository}",
             f"--qwen-edit.target={qwen}", f"--moondream.target={moondream}", f"--gemini.base-url={gemini_url}",
-            "--gemini.models=gemini-3-flash-fake", "--probe-wait-s=0", "--worker-threads=64",
+            "--gemini.models=gemini-3-flash-fake", f"--gemini.max-concurrency={GEMINI_CONCURRENCY}",
+            "--probe-wait-s=0", "--worker-threads=64",
             f"--refinement.min-edit-size={edit_px}", f"--refinement.max-edit-size={edit_px}",
             "--operations.worker-concurrency=16", f"--operations.state-dir={log.with_suffix('')}",
             f"--search.sequential={'true' if sequential else 'false'}",
@@ -192,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--crop", type=int, default=512)
     parser.add_argument("--edit-px", type=int, default=32)
-    parser.add_argument("--time-scale", type=float, default=0.5)
+    parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--moondream-answer-s", type=float, default=0.08)
     parser.add_argument("--gemini-s", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/fleet.json"))
