@@ -144,7 +144,10 @@ def _simulate_transformer(transformer: Any) -> None:
     would add CPU time that a GPU fleet does not spend on the host, and on a few cores it, not the simulated
     GPU time, would bound a benchmark of many replicas. The pipeline around it (prompt encoding, the
     scheduler, the VAE) still runs, so requests, sizes, cancellation and the response are the real ones.
-    The output has the packed shape the pipeline expects: patch_size^2 * out_channels per token.
+    The output is what diffusers 0.42.1's QwenImageTransformer2DModel.forward returns
+    (models/transformers/transformer_qwenimage.py: `proj_out` gives patch_size^2 * out_channels per token of
+    `hidden_states`, out_channels defaulting to in_channels; a Transformer2DModelOutput unless return_dict
+    is False), so the pipelines take it unchanged.
     """
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
