@@ -43,6 +43,7 @@ from orchestrator.imaging.masks import (
     refine_mask,
 )
 from orchestrator.search.deadline import Deadline
+from servers.common.logs import fields
 
 Scalar = str | int | float | bool
 log = logging.getLogger("orchestrator.faces")
@@ -217,7 +218,7 @@ class FaceStage:
             raise
         except Exception as error:  # refinement improves the mask; it must never fail the task
             problem = f"{type(error).__name__}: {error}"
-            log.warning("mask refinement failed", extra={"error": problem})
+            log.warning("mask refinement failed", extra=fields(error=problem))
             refinement = MaskRefinement(
                 given, refined=False, reason=f"mask refinement failed ({problem}); given mask kept"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from orchestrator.faces.selection import choose_character_face, choose_target_fa
 from orchestrator.faces.stage import FaceStage, FaceStageResult
 from orchestrator.faces.triton_client import TritonModels
 from orchestrator.search import Deadline
+from servers.common.logs import JsonLineFormatter
 from tests.conftest import settled_statistics
 
 pytestmark = pytest.mark.triton
@@ -178,9 +180,14 @@ def test_no_hard_seam_where_the_mask_reaches_beyond_the_pasted_crop(
 
 
 def test_a_failing_mask_refinement_keeps_the_given_mask_and_says_why(
-    analyzer: FaceAnalyzer, astronaut: np.ndarray, tom_hanks: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    analyzer: FaceAnalyzer,
+    astronaut: np.ndarray,
+    tom_hanks: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Before: any exception inside the refinement aborted the task."""
+    """Before: any exception inside the refinement aborted the task. And the log line says why (it used
+    to carry the error in a field the service's JSON log lines drop)."""
     import orchestrator.faces.stage as stage_module
 
     def broken(*args: object, **kwargs: object) -> object:
@@ -192,6 +199,8 @@ def test_a_failing_mask_refinement_keeps_the_given_mask_and_says_why(
     assert not result.mask.refined
     assert np.array_equal(result.mask.mask, given)
     assert "mask refinement failed (ValueError: a degenerate hull)" in result.mask.reason
+    (record,) = [r for r in caplog.records if r.getMessage() == "mask refinement failed"]
+    assert json.loads(JsonLineFormatter().format(record))["error"] == "ValueError: a degenerate hull"
     changed = (result.blended != astronaut).any(axis=2)
     assert changed.any() and not (changed & ~given).any(), "the swap is still blended inside the given mask"
 
