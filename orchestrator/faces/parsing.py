@@ -27,7 +27,7 @@ from servers.triton.contracts import (
     OCCLUDER_OUTPUT_NAME,
     PARSER_CLASSES,
     PARSER_INPUT_NAME,
-    PARSER_OUTPUT_NAME,
+    PARSER_LABELS_NAME,
 )
 
 PARSER_SIZE = 512
@@ -88,10 +88,10 @@ def parse_face(
     """The parser's class of every pixel of the image (-1 outside its crop), int16 (H, W)."""
     crop, matrix = parser_crop(image, face)
     pixels = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    logits = analyzer.models.infer(
-        name, {PARSER_INPUT_NAME: pixels.transpose(2, 0, 1)[None]}, [PARSER_OUTPUT_NAME], deadline
-    )[PARSER_OUTPUT_NAME][0]
-    labels = logits.argmax(axis=0).astype(np.float32)
+    # The served parser gives each pixel's class (its logits' argmax is folded into the model).
+    labels = analyzer.models.infer(
+        name, {PARSER_INPUT_NAME: pixels.transpose(2, 0, 1)[None]}, [PARSER_LABELS_NAME], deadline
+    )[PARSER_LABELS_NAME][0]
     back = _warp_back(labels, matrix, image.shape[:2], cv2.INTER_NEAREST, -1.0)
     return back.astype(np.int16)
 

@@ -41,12 +41,21 @@ class ModelContract:
     # Where the source file's outputs have no batch axis at all (SCRFD: its one image's anchors as rows);
     # the prepared model stacks each item's outputs on a new leading axis.
     source_outputs_unbatched: bool = False
+    # Where preparation serves other outputs than the file's (the face parser's 19 logits per pixel become
+    # the winning class), the file's; `outputs` are the served ones.
+    file_outputs: tuple[TensorSpec, ...] | None = None
 
     def source_shape(self, spec: TensorSpec) -> tuple[int, ...]:
         """A tensor's shape in the source file (the served shape unless the file fixes or lacks its batch)."""
         if self.source_outputs_unbatched and spec in self.outputs:
             return spec.shape[1:]
         return spec.shape if self.source_batch is None else (self.source_batch, *spec.shape[1:])
+
+    def source_outputs(self) -> tuple[TensorSpec, ...]:
+        """The outputs as the source file has them."""
+        if self.file_outputs is not None:
+            return self.file_outputs
+        return tuple(TensorSpec(s.name, self.source_shape(s), s.dtype) for s in self.outputs)
 
     @property
     def scan_batched(self) -> bool:
@@ -75,6 +84,9 @@ SWAPPER_OUTPUT_NAME = "output"
 # output names are not published, so preparation renames each one's single output to these.
 PARSER_INPUT_NAME = "input"
 PARSER_OUTPUT_NAME = "output"
+# The served parser gives each pixel's class (the argmax of the file's logits, folded in by preparation),
+# as float32: 1 MB a crop where the logits are 20 MB.
+PARSER_LABELS_NAME = "labels"
 OCCLUDER_INPUT_NAME = "input"
 OCCLUDER_OUTPUT_NAME = "output"
 
@@ -128,14 +140,16 @@ INSWAPPER_128 = ModelContract(
 # RGB, (pixel/255 - ImageNet mean) / ImageNet std (per channel, sent by the client); 19 class logits per pixel.
 # Like inswapper's, the file fixes its batch to 1; the prepared model runs it per crop of a batch (a Scan),
 # so that Triton's dynamic batcher groups concurrent swaps' crops (the heaviest face model: left unbatched,
-# it spaces the callers out and no model behind or before it sees two requests at once).
+# it spaces the callers out and no model behind or before it sees two requests at once). It serves each
+# pixel's class, not the file's logits.
 FACE_PARSER = ModelContract(
     triton_name="bisenet_resnet_34",
     source_path="facefusion/bisenet_resnet_34.onnx",
     inputs=(TensorSpec(PARSER_INPUT_NAME, (-1, 3, 512, 512)),),
-    outputs=(TensorSpec(PARSER_OUTPUT_NAME, (-1, 19, 512, 512)),),
+    outputs=(TensorSpec(PARSER_LABELS_NAME, (-1, 512, 512)),),
     batchable=True,
     source_batch=1,
+    file_outputs=(TensorSpec(PARSER_OUTPUT_NAME, (1, 19, 512, 512)),),
 )
 
 # FaceFusion's occluder (DeepFaceLab's XSeg): the face crop at 256x256, NHWC, BGR pixel/255; per pixel the
@@ -187,3 +201,4 @@ EMAP_SHAPE = (512, 512)
 META_EMAP_FOLDED = "inpaint.emap_folded"
 META_INPUT_FOLDED = "inpaint.input_normalisation_folded"
 META_BATCH_SCAN = "inpaint.batch_by_scan"
+META_ARGMAX_FOLDED = "inpaint.argmax_folded"

@@ -30,6 +30,7 @@ from tools.models import onnx_stream
 from tools.models.prepare import (
     PreparationError,
     batch_by_scan,
+    fold_argmax,
     fold_emap,
     fold_input_normalisation,
     main,
@@ -47,7 +48,7 @@ def _session(path: Path) -> ort.InferenceSession:
 def test_standin_has_the_real_contract(standin_weights: Path, contract) -> None:  # type: ignore[no-untyped-def]
     session = _session(standin_weights / contract.source_path)
     assert [i.name for i in session.get_inputs()] == [s.name for s in contract.inputs]
-    assert [o.name for o in session.get_outputs()] == [s.name for s in contract.outputs]
+    assert [o.name for o in session.get_outputs()] == [s.name for s in contract.source_outputs()]
     for got, spec in zip(session.get_inputs(), contract.inputs):
         assert got.type == "tensor(float)"
         assert [d if isinstance(d, int) else -1 for d in got.shape] == list(contract.source_shape(spec))
@@ -57,9 +58,9 @@ def test_standin_has_the_real_contract(standin_weights: Path, contract) -> None:
         )
         for s in contract.inputs
     }
-    for out, spec in zip(session.run(None, feeds), contract.outputs):
+    for out, spec in zip(session.run(None, feeds), contract.source_outputs()):
         assert out.dtype == np.float32
-        shape = contract.source_shape(spec)
+        shape = spec.shape
         assert all(want in (-1, got) for got, want in zip(out.shape, shape)), (out.shape, shape)
     model = onnx.load(str(standin_weights / contract.source_path))
     assert is_standin({p.key: p.value for p in model.metadata_props})
@@ -273,6 +274,29 @@ def test_the_prepared_detector_takes_a_batch_and_gives_each_image_the_original_a
         for stacked, one in zip(batched, alone, strict=True):
             assert stacked.shape == (3, *one.shape)
             np.testing.assert_allclose(stacked[i], one, atol=1e-6)
+
+
+def test_the_prepared_parser_serves_each_pixels_class_for_a_batch_of_crops(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    """The file gives 19 logits per pixel (20 MB a crop); the prepared model gives their argmax, numpy's
+    (the first maximum), as float32, for every crop of a batch."""
+    source_path = standin_weights / FACE_PARSER.source_path
+    original = _session(source_path)
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(standin_weights, repository)
+    prepared = _session(repository / "bisenet_resnet_34" / "1" / "model.onnx")
+    assert [o.name for o in prepared.get_outputs()] == ["labels"]
+    crops = np.random.default_rng(5).standard_normal((2, 3, 512, 512)).astype(np.float32)
+    (labels,) = prepared.run(None, {"input": crops})
+    assert labels.shape == (2, 512, 512) and labels.dtype == np.float32
+    for i in range(2):
+        (logits,) = original.run(None, {"input": crops[i : i + 1]})
+        expected = logits[0].argmax(axis=0)
+        assert len(np.unique(expected)) > 1  # a real choice between classes, not one class everywhere
+        np.testing.assert_array_equal(labels[i], expected.astype(np.float32))
+    with pytest.raises(PreparationError, match="not the file's class logits"):
+        fold_argmax(onnx.load(str(repository / "bisenet_resnet_34" / "1" / "model.onnx")), FACE_PARSER)
 
 
 def test_streamed_load_leaves_large_initializers_in_the_file_and_saves_an_identical_model(

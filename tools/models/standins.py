@@ -104,7 +104,7 @@ def _model(
     """The model with the source file's shapes (inswapper's file fixes its batch to 1, as the real one does)."""
     initializers = graph.initializers + (extra_initializers or [])
     specs_in = tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in contract.inputs)
-    specs_out = tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in contract.outputs)
+    specs_out = contract.source_outputs()
     inputs = [_value_info(s) for s in specs_in]
     if ir_version < 4:  # IR 3 requires every initializer to be a graph input as well
         inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers]
@@ -226,7 +226,7 @@ def make_bisenet_resnet_34(rng: np.random.Generator) -> onnx.ModelProto:
     g = _Graph(rng)
     x = g.node("Relu", [g.conv(FACE_PARSER.inputs[0].name, 3, 8, 16, 16)])  # [1,8,32,32]
     logits = g.conv(x, 8, 19, 1, 1)
-    g.node("Identity", [_upsample(g, logits, 16)], output=FACE_PARSER.outputs[0].name)
+    g.node("Identity", [_upsample(g, logits, 16)], output=FACE_PARSER.source_outputs()[0].name)
     return _model(g, FACE_PARSER)
 
 
