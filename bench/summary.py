@@ -30,6 +30,9 @@ KEY_FIGURES = {
         "single_swap_latency_ms.p50",
         "single_swap_latency_ms.p95",
         "concurrent.swaps_per_s",
+        "triton_batching.face_stage_concurrent_swaps.all.inferences_per_execution",
+        "triton_batching.face_stage_concurrent_swaps.det_10g.inferences_per_execution",
+        "triton_batching.face_stage_concurrent_swaps.bisenet_resnet_34.inferences_per_execution",
         "triton_batching.face_stage_concurrent_swaps.w600k_r50.inferences_per_execution",
         "triton_batching.face_stage_concurrent_swaps.2d106det.inferences_per_execution",
         "triton_batching.single_crop_embeddings.w600k_r50.inferences_per_execution",
@@ -81,6 +84,7 @@ KEY_FIGURES = {
         "goals.N=4.throughput_over_one_replica",
         "goals.N=2.shares_within_20pct",
         "goals.N=4.shares_within_20pct",
+        "goals.lone_task.over_critical_path",
         "simulation.image_step_s",
     ),
     "gateway": (
