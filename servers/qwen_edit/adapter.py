@@ -138,7 +138,7 @@ def _run_rows_alone(transformer: Any) -> None:
 
 
 def _simulate_transformer(transformer: Any) -> None:
-    """Fleet simulation: the transformer predicts no velocity and costs no CPU; the step's time is the sleep.
+    """Fleet simulation: the transformer predicts a constant velocity and costs no CPU; a step's time is a sleep.
 
     `_StepClock` sleeps what a real model's step takes on a GPU; running the stand-in's transformer as well
     would add CPU time that a GPU fleet does not spend on the host, and on a few cores it, not the simulated
@@ -147,7 +147,9 @@ def _simulate_transformer(transformer: Any) -> None:
     The output is what diffusers 0.42.1's QwenImageTransformer2DModel.forward returns
     (models/transformers/transformer_qwenimage.py: `proj_out` gives patch_size^2 * out_channels per token of
     `hidden_states`, out_channels defaulting to in_channels; a Transformer2DModelOutput unless return_dict
-    is False), so the pipelines take it unchanged.
+    is False), so the pipelines take it unchanged. The velocity is ones, not zeros: true CFG rescales the
+    combined prediction by the ratio of its norm to the conditional one's, and zeros make that 0/0 (NaN
+    latents: every image black).
     """
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
@@ -156,7 +158,7 @@ def _simulate_transformer(transformer: Any) -> None:
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-        sample = hidden.new_zeros((*hidden.shape[:2], channels))
+        sample = hidden.new_ones((*hidden.shape[:2], channels))
         if kwargs.get("return_dict", True):
             return Transformer2DModelOutput(sample=sample)
         return (sample,)
@@ -352,6 +354,7 @@ class QwenEditModel:
             _simulate_transformer(edit.transformer)
         elif self.batch_invariant:
             _run_rows_alone(edit.transformer)
+        if self.batch_invariant:
             edit.vae.enable_slicing()
         inpaint = None
         if kind == "edit":

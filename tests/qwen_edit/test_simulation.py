@@ -11,7 +11,7 @@ import pytest
 from inpaint.v1 import qwen_edit_pb2_grpc
 
 from stack.process import ModelServerProcess
-from tests.qwen_edit.conftest import edit_request, encode, photo, server_process
+from tests.qwen_edit.conftest import decode, edit_request, encode, photo, server_process
 
 STEP_S_AT_64 = 0.2
 # simulate_step_s is per image at 1024x1024; a 64x64 image has 1/256 of its pixels.
@@ -67,5 +67,7 @@ def test_the_stand_in_transformer_does_not_run_while_simulating(simulating: Mode
     wall = time.monotonic() - started
     cpu = cpu_seconds(simulating.process.pid) - cpu_before
     assert len(response.images) == 7 and response.denoising_steps == 12
+    # With true CFG on, a zero velocity made the pipeline's norm rescaling 0/0: NaN latents, black images.
+    assert all(decode(i.image).std() > 1.0 for i in response.images), "a simulated image is blank"
     assert wall >= 12 * 7 * STEP_S_AT_64 / 16
     assert cpu < 0.25 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s"
