@@ -276,6 +276,29 @@ def test_the_prepared_detector_takes_a_batch_and_gives_each_image_the_original_a
             np.testing.assert_allclose(stacked[i], one, atol=1e-6)
 
 
+def test_the_prepared_detector_leaves_the_anchor_count_free_where_the_file_fixed_it(
+    standin_weights: Path, tmp_path: Path
+) -> None:
+    """An export traced at 640x640 may declare that size's anchor counts; the prepared graph must not claim
+    them for the other sizes it takes."""
+    weights = _weights_copy(standin_weights, tmp_path)
+    path = weights / DET_10G.source_path
+    model = onnx.load(str(path))
+    for output, stride in zip(model.graph.output, (8, 16, 32) * 3, strict=True):
+        output.type.tensor_type.shape.dim[0].dim_value = (640 // stride) ** 2 * 2
+    onnx.save(model, str(path))
+    repository = copy_model_configs(tmp_path / "repo")
+    prepare_repository(weights, repository)
+    prepared = onnx.load(str(repository / "det_10g" / "1" / "model.onnx"))
+    for output in prepared.graph.output:
+        batch, rows, width = output.type.tensor_type.shape.dim
+        assert batch.dim_param == "N" and not rows.HasField("dim_value") and width.dim_value in (1, 4, 10)
+    (scores, *_) = _session(repository / "det_10g" / "1" / "model.onnx").run(
+        None, {"input.1": np.zeros((2, 3, 96, 128), np.float32)}
+    )
+    assert scores.shape == (2, (96 // 8) * (128 // 8) * 2, 1)
+
+
 def test_the_prepared_parser_serves_each_pixels_class_for_a_batch_of_crops(
     standin_weights: Path, tmp_path: Path
 ) -> None:

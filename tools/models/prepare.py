@@ -210,7 +210,8 @@ def fold_argmax(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelPr
     """Serve each pixel's class instead of the class logits; returns `model`, changed in place.
 
     The face parser's file gives 19 logits per pixel, [1, 19, H, W] float32 (20 MB at 512x512), of which
-    the client only ever wants the argmax (first maximum on ties, as numpy's). The prepared graph ends in
+    the client only ever wants the argmax (the first maximum on ties: ONNX's select_last_index=0, as numpy's;
+    onnxruntime's CPU kernel keeps to it, exact ties between float logits are rare). The prepared graph ends in
     ArgMax over the class axis, cast to float32: [1, H, W], 1 MB, and no argmax left to the client.
     """
     where = contract.triton_name
@@ -293,6 +294,9 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
             item = onnx.ValueInfoProto()
             item.CopyFrom(value)
             item.name = f"{value.name}_item"
+            # Its rows (SCRFD's anchors) depend on the image's size: an export traced at 640x640 may have
+            # written that size's count, which the graph's other sizes would contradict.
+            item.type.tensor_type.shape.dim[0].Clear()
             nodes.append(helper.make_node("Identity", [inner[value.name]], [item.name], name=f"{value.name}_of_item"))
         else:
             item = _one_item(value)
@@ -324,6 +328,7 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
             dims.add()
             for i in range(len(dims) - 1, 0, -1):
                 dims[i].CopyFrom(dims[i - 1])
+            dims[1].Clear()  # the rows, as in the body
         dims[0].Clear()
         dims[0].dim_param = "N"
     helper.set_model_props(model, {**_metadata(model), META_BATCH_SCAN: "true"})
