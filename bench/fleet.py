@@ -11,8 +11,8 @@ multi-address target with round_robin, as it reaches a headless Service's pods.
 
 Simulated times (all multiplied by --time-scale, 1.0 by default: an H200's own times). A smaller scale
 shortens the run but is not neutral: the host's CPU work per task (the orchestrator, Triton's CPU models,
-the stand-ins' VAE) does not shrink with it, so on two cores it weighs more in every figure (with the same
-code, a lone task on 4 replicas took 1.21x its critical path at 0.5 and 1.15x at 1.0).
+the stand-ins' VAE) does not shrink with it, so on two cores it weighs twice as much in every ratio at 0.5
+as at 1.0.
 - Qwen-Image-Edit on an H200 at 1024x1024: 17.8 s for 50 steps (true CFG included), 0.356 s a step. At the
   crop the service edits (--crop, 512 by default) a step costs that times the crop's share of the tokens,
   (crop/1024)^2 (image and condition tokens both scale with the pixels; attention's quadratic term is
