@@ -157,12 +157,12 @@ class InpaintPipeline:
             character_face=replace(face.character, embedding=face.identity),  # every photo's mean identity
             character_crop=face_crop(images.character, face.character),
         )
-        scorers: list[Scorer[np.ndarray]] = [
-            local_scorer(analyzer, scoring),
+        # Gemini first: its answer takes longest, so its request goes out before the others' CPU work starts.
+        scorers: list[Scorer[np.ndarray]] = [gemini_scorer(self.gemini, geometry.box)] if self.gemini.has_key else []
+        scorers += [
+            local_scorer(analyzer, scoring, config.detection.crop_input_size),
             moondream_scorer(self.judge, scoring),
         ]
-        if self.gemini.has_key:
-            scorers.append(gemini_scorer(self.gemini, geometry.box))
         waits = WaitLog()
         scorers = [replace(s, score=waits.timed("scoring", s.score)) for s in scorers]  # type: ignore[arg-type]
         generate: GenerateFn[np.ndarray] = waits.timed_stream("generation", generator)  # type: ignore[assignment]

@@ -44,16 +44,49 @@ def feather_alpha(mask: np.ndarray, config: BlendConfig = BlendConfig()) -> np.n
     return np.clip(distance / np.float32(config.feather_px), 0.0, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Feather:
+    """A mask's feathering, computed once and applied to any number of candidates of the same size.
+
+    Alpha is kept only inside the box around its non-zero pixels: outside it the result is the init image,
+    so a candidate costs a blend of that box, not of the whole photo (the search blends every candidate).
+    """
+
+    shape: tuple[int, int]
+    rows: slice
+    cols: slice
+    alpha: np.ndarray  # float32 (box height, box width, 1)
+
+    @classmethod
+    def of(cls, mask: np.ndarray, config: BlendConfig = BlendConfig()) -> Feather:
+        alpha = feather_alpha(mask, config)
+        rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+        if rows.size == 0:
+            box = (slice(0, 0), slice(0, 0))
+        else:
+            box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        return cls(mask.shape[:2], box[0], box[1], np.ascontiguousarray(alpha[box][..., None]))
+
+    def apply(self, init: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+        """Composite alpha*candidate + (1-alpha)*init; uint8 RGB in, uint8 RGB out."""
+        if init.shape != candidate.shape:
+            raise ValueError(f"candidate shape {candidate.shape} differs from init shape {init.shape}")
+        if init.shape[:2] != self.shape:
+            raise ValueError(f"mask shape {self.shape} differs from image shape {init.shape[:2]}")
+        out = init.copy()
+        box = (self.rows, self.cols)
+        base = init[box].astype(np.float32)
+        blended = base + self.alpha * (candidate[box].astype(np.float32) - base)
+        out[box] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        return out
+
+
 def feather_blend(
     init: np.ndarray, candidate: np.ndarray, mask: np.ndarray, config: BlendConfig = BlendConfig()
 ) -> np.ndarray:
-    """Composite alpha*candidate + (1-alpha)*init; uint8 RGB in, uint8 RGB out."""
+    """Composite alpha*candidate + (1-alpha)*init; uint8 RGB in, uint8 RGB out (`Feather` for many candidates)."""
     if init.shape != candidate.shape:
         raise ValueError(f"candidate shape {candidate.shape} differs from init shape {init.shape}")
     if mask.shape != init.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} differs from image shape {init.shape[:2]}")
-    alpha = feather_alpha(mask, config)[..., None]
-    base = init.astype(np.float32)
-    out = base + alpha * (candidate.astype(np.float32) - base)
-    blended: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return blended
+    return Feather.of(mask, config).apply(init, candidate)

@@ -20,7 +20,7 @@ import numpy as np
 from annotated_types import Ge, Gt, Le
 from inpaint.v1 import qwen_edit_pb2
 
-from orchestrator.imaging.blend import BlendConfig, feather_blend
+from orchestrator.imaging.blend import BlendConfig, Feather
 from orchestrator.imaging.decode import decode_image
 from orchestrator.imaging.encode import png_message
 from orchestrator.refine.crop import CropBox, crop_box, edit_size, extract, fit_box, put_back
@@ -102,6 +102,7 @@ class QwenEditGenerator:
         self.standin: bool | None = None  # learnt from the first response
         self.own_work_s = 0.0  # time spent here decoding, putting back and blending edited crops
         self._raw_crop = extract(task.raw_swap, task.box, task.size)
+        self._feather = Feather.of(task.mask, task.blend)  # the same for every candidate of the task
         self._mask_crop = (
             png_message(extract(task.mask.astype(np.uint8) * 255, task.box, task.size)) if settings.send_mask else None
         )
@@ -155,17 +156,26 @@ class QwenEditGenerator:
 
     def _candidate(self, edited: np.ndarray) -> np.ndarray:
         task = self.task
-        return feather_blend(task.init, put_back(task.init, edited, task.box), task.mask, task.blend)
+        return self._feather.apply(task.init, put_back(task.init, edited, task.box))
 
-    async def _run(
-        self, edit: qwen_edit_pb2.EditRequest, members: list[Candidate], stage: StageRequest[np.ndarray]
-    ) -> list[GeneratedImage[np.ndarray]]:
+    async def _edit(
+        self, edit: qwen_edit_pb2.EditRequest, stage: StageRequest[np.ndarray]
+    ) -> tuple[qwen_edit_pb2.EditResponse, float]:
+        """One group's response and how long the server took."""
         started = time.perf_counter()
         response = await self.client.edit(edit, stage.deadline, stage.request_id)
         self.standin = response.stand_in
-        elapsed = time.perf_counter() - started
+        return response, time.perf_counter() - started
+
+    async def _candidates(
+        self,
+        edit: qwen_edit_pb2.EditRequest,
+        members: list[Candidate],
+        response: qwen_edit_pb2.EditResponse,
+        elapsed: float,
+    ) -> AsyncIterator[GeneratedImage[np.ndarray]]:
+        """A group's candidates, each put back and blended, and handed on as soon as it is."""
         by_seed = {image.seed: image for image in response.images}
-        out = []
         for member in members:
             edited = by_seed.get(member.seed)
             if edited is None:
@@ -173,47 +183,45 @@ class QwenEditGenerator:
             work_started = time.perf_counter()
             candidate = await asyncio.to_thread(self._candidate, decode_image(edited.image.data, "qwen_edit response"))
             self.own_work_s += time.perf_counter() - work_started
-            out.append(
-                GeneratedImage(
-                    candidate_id=member.candidate_id,
-                    image=candidate,
-                    elapsed_s=elapsed / len(members),
-                    info={
-                        "model": response.model,
-                        "pipeline": response.pipeline,
-                        "stand_in": response.stand_in,
-                        "steps": response.denoising_steps,
-                        "true_cfg_scale": edit.true_cfg_scale,
-                        "edit_size": self.task.size,
-                        "condition_size": f"{response.condition_width}x{response.condition_height}",
-                        # A few-step LoRA changes what the steps mean: the ledger says which one served.
-                        "lora": f"{response.lora.name} (scale {response.lora.scale:g})"
-                        if response.HasField("lora") and response.lora.name
-                        else "none",
-                        "noise_cosine_to_parent": round(edited.noise_cosine_to_parent, 4),
-                    },
-                )
+            yield GeneratedImage(
+                candidate_id=member.candidate_id,
+                image=candidate,
+                elapsed_s=elapsed / len(members),
+                info={
+                    "model": response.model,
+                    "pipeline": response.pipeline,
+                    "stand_in": response.stand_in,
+                    "steps": response.denoising_steps,
+                    "true_cfg_scale": edit.true_cfg_scale,
+                    "edit_size": self.task.size,
+                    "condition_size": f"{response.condition_width}x{response.condition_height}",
+                    # A few-step LoRA changes what the steps mean: the ledger says which one served.
+                    "lora": f"{response.lora.name} (scale {response.lora.scale:g})"
+                    if response.HasField("lora") and response.lora.name
+                    else "none",
+                    "noise_cosine_to_parent": round(edited.noise_cosine_to_parent, 4),
+                },
             )
-        return out
 
     async def __call__(self, stage: StageRequest[np.ndarray]) -> AsyncIterator[GeneratedImage[np.ndarray]]:
         if stage.deadline.expired():
             raise EditFailedError("no time left for the stage")
-        tasks = [
-            asyncio.ensure_future(self._run(edit, members, stage)) for edit, members in self._group(stage.requests)
-        ]
+        groups = self._group(stage.requests)
+        pending = {asyncio.ensure_future(self._edit(edit, stage)): (edit, members) for edit, members in groups}
         failures: list[str] = []
         try:
-            for finished in asyncio.as_completed(tasks):
-                try:
-                    images = await finished
-                except EditFailedError as error:
-                    failures.append(str(error))  # the other groups may still succeed: keep going
-                    continue
-                for image in images:
-                    yield image
+            while pending:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    edit, members = pending.pop(finished)
+                    try:
+                        response, elapsed = finished.result()
+                        async for image in self._candidates(edit, members, response, elapsed):
+                            yield image
+                    except EditFailedError as error:
+                        failures.append(str(error))  # the other groups may still succeed: keep going
         finally:
-            for task in tasks:
+            for task in pending:
                 task.cancel()
         if failures:
             # The search records the candidates that never came, with this reason.

@@ -81,17 +81,26 @@ def _to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image, mode="RGB")
 
 
+def panel(image: np.ndarray, height: int = COMPOSITE_HEIGHT) -> np.ndarray:
+    """`image` (RGB uint8) scaled to `height`, aspect kept: one side of a composite."""
+    pil = _to_pil(image)
+    width = max(1, round(pil.width * height / pil.height))
+    return np.asarray(pil.resize((width, height), Image.Resampling.LANCZOS))
+
+
+def join(left: np.ndarray, right: np.ndarray, gap: int = COMPOSITE_GAP) -> np.ndarray:
+    """Two panels of one height next to each other with a grey gap."""
+    if left.shape[0] != right.shape[0]:
+        raise ValueError(f"panels must have one height, got {left.shape[0]} and {right.shape[0]}")
+    spacer = np.full((left.shape[0], gap, 3), GAP_GREY, dtype=np.uint8)
+    return np.concatenate([left, spacer, right], axis=1)
+
+
 def side_by_side(
     left: np.ndarray, right: np.ndarray, *, height: int = COMPOSITE_HEIGHT, gap: int = COMPOSITE_GAP
 ) -> np.ndarray:
     """`left` and `right` (RGB uint8) scaled to the same height, placed next to each other with a grey gap."""
-    panels = []
-    for image in (left, right):
-        pil = _to_pil(image)
-        width = max(1, round(pil.width * height / pil.height))
-        panels.append(np.asarray(pil.resize((width, height), Image.Resampling.LANCZOS)))
-    spacer = np.full((height, gap, 3), GAP_GREY, dtype=np.uint8)
-    return np.concatenate([panels[0], spacer, panels[1]], axis=1)
+    return join(panel(left, height), panel(right, height), gap)
 
 
 def encode_png(image: np.ndarray) -> image_pb2.Image:
@@ -101,10 +110,12 @@ def encode_png(image: np.ndarray) -> image_pb2.Image:
 
 def identity_queries(result_face: np.ndarray, character_face: np.ndarray) -> list[tuple[np.ndarray, str]]:
     """The two (composite, question) pairs of the cross-validated identity judgement."""
-    return [
-        (side_by_side(result_face, character_face), IDENTITY_FROM_RESULT),
-        (side_by_side(character_face, result_face), IDENTITY_FROM_CHARACTER),
-    ]
+    return identity_queries_of_panels(panel(result_face), panel(character_face))
+
+
+def identity_queries_of_panels(result: np.ndarray, character: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """`identity_queries` from the faces' panels (`panel`): a search scales the character's once per task."""
+    return [(join(result, character), IDENTITY_FROM_RESULT), (join(character, result), IDENTITY_FROM_CHARACTER)]
 
 
 @dataclass(frozen=True)

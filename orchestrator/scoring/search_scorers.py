@@ -29,7 +29,13 @@ from orchestrator.scoring.local_metrics import (
     texture_realism_in,
     texture_rings,
 )
-from orchestrator.scoring.moondream_client import CONSISTENCY_QUESTION, MoondreamJudge, combine, identity_queries
+from orchestrator.scoring.moondream_client import (
+    CONSISTENCY_QUESTION,
+    MoondreamJudge,
+    combine,
+    identity_queries_of_panels,
+    panel,
+)
 from orchestrator.search import CandidateImage, Deadline, Scorer, SignalScore
 from orchestrator.search.signals import (
     CONSISTENCY,
@@ -63,8 +69,11 @@ def face_crop(image: np.ndarray, face: Face, margin: float = 0.3) -> np.ndarray:
     return np.ascontiguousarray(image[top:bottom, left:right])
 
 
-def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray]:
-    """ArcFace identity against the character, and boundary consistency against the init image."""
+def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask, detect_size: int = 320) -> Scorer[np.ndarray]:
+    """ArcFace identity against the character, and boundary consistency against the init image.
+
+    A candidate differs from the init image only inside the mask, so its face is looked for inside the crop
+    around the mask (`task.box`), letterboxed to `detect_size`, not in the whole photo."""
     assert task.character_face.embedding is not None
     reference = task.character_face.embedding
     # What the metrics compare against is the task's, not the candidate's: measured once, on first use.
@@ -83,7 +92,8 @@ def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask) -> Scorer[np.ndarray
             SignalScore(CONSISTENCY_LOCAL, boundary_consistency_in(image, bands), "local:boundary"),
             SignalScore(REALISM_LOCAL, texture_realism_in(image, rings), "local:texture"),
         ]
-        faces = [f for f in analyzer.detect(image, deadline) if mask_overlap(f, task.mask) > 0]
+        found = analyzer.detect_in(image, task.box.slices(), detect_size, deadline)
+        faces = [f for f in found if mask_overlap(f, task.mask) > 0]
         if not faces:
             scores.append(SignalScore(IDENTITY_LOCAL, 0.0, "local:arcface", reason="no face detected inside the mask"))
             return scores
@@ -103,9 +113,12 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
     """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call; a cancelled
     task cancels the call, and the server stops the work."""
 
+    character_panel = panel(task.character_crop)  # the same in every candidate's composites
+
     def questions(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
         result_face = np.ascontiguousarray(image[task.box.slices()])
-        return [*identity_queries(result_face, task.character_crop), (result_face, CONSISTENCY_QUESTION)]
+        composites = identity_queries_of_panels(panel(result_face), character_panel)
+        return [*composites, (result_face, CONSISTENCY_QUESTION)]
 
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:
         queries = await asyncio.to_thread(questions, candidate.image)

@@ -63,9 +63,16 @@ def remembered_generate(
 
     async def remembered(stage: StageRequest[ImageT]) -> AsyncIterator[GeneratedImage[ImageT]]:
         missing = []
-        for request in stage.requests:
-            image = await store.recall(candidate_image_key(request.candidate_id))
-            meta = await store.recall(_candidate_info_key(request.candidate_id))
+        # Looked up together: on an object store each look-up is a round trip, and the stage waits for them all.
+        held = await asyncio.gather(
+            *(
+                store.recall(key(r.candidate_id))
+                for r in stage.requests
+                for key in (candidate_image_key, _candidate_info_key)
+            )
+        )
+        for i, request in enumerate(stage.requests):
+            image, meta = held[2 * i], held[2 * i + 1]
             if image is None or meta is None:
                 missing.append(request)
                 continue
@@ -78,13 +85,26 @@ def remembered_generate(
             )
         if not missing:
             return
-        async for generated in generate(replace(stage, requests=tuple(missing))):
+
+        async def keep(generated: GeneratedImage[ImageT]) -> None:
             encoded = await asyncio.to_thread(codec.encode, generated.image)
             # The image first, its description last: a candidate counts as made once both are stored.
             await store.record(candidate_image_key(generated.candidate_id), encoded)
             described = {"elapsed_s": generated.elapsed_s, "info": dict(generated.info)}
             await store.record(_candidate_info_key(generated.candidate_id), json.dumps(described).encode())
-            yield generated
+
+        # Each candidate goes to its scorers as it arrives and is stored meanwhile: a later arrival does not
+        # wait for the encoding and writes of the earlier ones. The stage ends once all of them are stored.
+        keeping: list[asyncio.Future[None]] = []
+        try:
+            async for generated in generate(replace(stage, requests=tuple(missing))):
+                keeping.append(asyncio.ensure_future(keep(generated)))
+                yield generated
+        finally:
+            kept = await asyncio.gather(*keeping, return_exceptions=True)
+        for outcome in kept:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     return remembered
 

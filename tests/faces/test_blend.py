@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from orchestrator.imaging.blend import BlendConfig, erode, feather_alpha, feather_blend
+from orchestrator.imaging.blend import BlendConfig, Feather, erode, feather_alpha, feather_blend
 
 
 def _disc(hw: tuple[int, int], center: tuple[int, int], radius: int) -> np.ndarray:
@@ -97,3 +97,27 @@ def test_bad_parameters_and_shapes_are_refused(images: tuple[np.ndarray, np.ndar
         feather_blend(init, candidate[:10], np.ones((512, 512), bool))
     with pytest.raises(ValueError, match="mask shape"):
         feather_blend(init, candidate, np.ones((10, 10), bool))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_feather_applied_to_many_candidates_equals_the_whole_frame_blend(
+    images: tuple[np.ndarray, np.ndarray], seed: int
+) -> None:
+    """`Feather` blends only the box around its alpha: the result must equal the whole-frame definition."""
+    init, _ = images
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(init.shape[:2], np.uint8)
+    cv2.ellipse(mask, (int(rng.integers(0, 512)), int(rng.integers(0, 512))), (90, 60), 30.0, 0, 360, 1, -1)
+    config = BlendConfig(erosion_px=int(rng.integers(0, 5)), feather_px=float(rng.integers(5, 40)))
+    feather = Feather.of(mask.astype(bool), config)
+    alpha = feather_alpha(mask.astype(bool), config)[..., None]
+    for _ in range(3):
+        candidate = rng.integers(0, 256, init.shape, dtype=np.uint8)
+        whole = np.clip(np.rint(init + alpha * (candidate.astype(np.float32) - init)), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(feather.apply(init, candidate), whole)
+
+
+def test_an_empty_feather_returns_the_init_image(images: tuple[np.ndarray, np.ndarray]) -> None:
+    init, candidate = images
+    out = Feather.of(np.zeros(init.shape[:2], bool)).apply(init, candidate)
+    np.testing.assert_array_equal(out, init)

@@ -144,6 +144,22 @@ def test_detection_matches_scrfd(case: Case, photo: np.ndarray) -> None:
         np.testing.assert_allclose(np.stack([f.kps for f in ours]), kpss, atol=0.05)
 
 
+def test_detection_inside_a_region_matches_scrfd_on_that_crop(case: Case, photo: np.ndarray) -> None:
+    """The search looks for a candidate's face in the crop around the mask at a smaller side: SCRFD's own
+    answer on that crop at that side, in the photo's coordinates."""
+    height, width = photo.shape[:2]
+    rows, cols = slice(height // 8, height * 7 // 8), slice(width // 5, width * 4 // 5)
+    size = DetectionConfig().crop_input_size
+    boxes, kpss = case.reference.detector.detect(_bgr(photo[rows, cols]), input_size=(size, size))
+    ours = case.analyzer.detect_in(photo, (rows, cols), size)
+    assert len(ours) == len(boxes)
+    offset = np.array([cols.start, rows.start], np.float32)
+    if ours:
+        np.testing.assert_allclose(np.stack([f.bbox for f in ours]), boxes[:, :4] + np.tile(offset, 2), atol=0.05)
+        np.testing.assert_allclose([f.score for f in ours], boxes[:, 4], atol=1e-4)
+        np.testing.assert_allclose(np.stack([f.kps for f in ours]), kpss + offset, atol=0.05)
+
+
 def test_landmarks_match_insightface_landmark(case: Case, photo: np.ndarray) -> None:
     faces = _faces_to_compare(case.reference, photo)
     case.analyzer.add_landmarks(photo, faces)

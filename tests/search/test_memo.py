@@ -5,7 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from orchestrator.search import GenerationMode, Scorer, SearchConfig, SearchRequest, SearchResult, Stage, run_search
+from orchestrator.search import (
+    Deadline,
+    GenerationMode,
+    GenerationRequest,
+    Scorer,
+    SearchConfig,
+    SearchRequest,
+    SearchResult,
+    Stage,
+    StageRequest,
+    run_search,
+)
 from orchestrator.search.memo import ImageCodec, remembered_generate, remembered_scorer
 from tests.fakes.eacps import FakeGenerator, FakeImage, table_scorer
 
@@ -72,3 +83,45 @@ def test_a_run_after_a_crash_makes_only_what_is_missing_and_ends_as_an_uninterru
     ]
     recovered = [c for c in resumed.ledger.candidates if c.generator_info.get("recovered")]
     assert {c.candidate_id for c in recovered} == made_before
+
+
+def test_candidates_reach_their_scorers_while_the_earlier_ones_are_still_being_stored() -> None:
+    """Storing a candidate (encoding it, writing it to the blob store) must not hold back the next arrivals:
+    all of a stage's candidates are handed on before any write finishes, and all are stored by its end."""
+
+    class SlowStore(DictStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def record(self, key: str, data: bytes) -> None:
+            await self.release.wait()
+            await super().record(key, data)
+
+    async def run() -> tuple[list[str], set[str]]:
+        store = SlowStore()
+        generate = remembered_generate(FakeGenerator(), store, CODEC)
+        requests = tuple(
+            GenerationRequest(candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
+            for i in range(1, 8)
+        )
+        handed: list[str] = []
+        stream = generate(StageRequest(Stage.GLOBAL, requests, Deadline.never(), "memo-test"))
+
+        async def consume() -> None:
+            async for generated in stream:
+                handed.append(generated.candidate_id)
+
+        consuming = asyncio.ensure_future(consume())
+        for _ in range(50):  # every arrival, with no write finished yet
+            await asyncio.sleep(0)
+        arrived_before_any_write = list(handed)
+        assert not store.data
+        store.release.set()
+        await asyncio.wait_for(consuming, 5)
+        stored = {k.removeprefix("candidates/").removesuffix(".image") for k in store.data if k.endswith(".image")}
+        return arrived_before_any_write, stored
+
+    arrived, stored = asyncio.run(run())
+    assert arrived == [f"g{i}" for i in range(1, 8)]
+    assert stored == set(arrived)
