@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -223,3 +224,26 @@ def test_every_triton_call_of_a_request_carries_its_id(
     FaceStage(scoped, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks, Deadline.after(60))
     assert seen and all(rid == "task-77" and headers == {"x-request-id": "task-77"} for rid, headers in seen)
     assert analyzer.models.request_id == "" and scoped.models.client is analyzer.models.client
+
+
+def test_the_character_is_analysed_while_the_target_is_detected(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray, tom_hanks: np.ndarray
+) -> None:
+    """The two detections are independent and go to Triton together: the target's detection here waits until
+    the character's has started (a stage that did one after the other would never get past it)."""
+    character_started = threading.Event()
+
+    class Watching(FaceAnalyzer):
+        def detect(
+            self, image: np.ndarray, deadline: Deadline | None = None, input_size: int | None = None
+        ) -> list[Face]:
+            if image.shape == tom_hanks.shape and np.array_equal(image, tom_hanks):
+                character_started.set()
+            elif not character_started.wait(timeout=10):
+                raise AssertionError("the target's detection ran alone: the character's never started beside it")
+            return super().detect(image, deadline, input_size)
+
+    watching = Watching(analyzer.models)
+    result = FaceStage(watching, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)
+    assert result.identity.shape == (512,)
+    assert result.timings_s["character_identity"] > 0
