@@ -87,6 +87,8 @@ class FaceAnalyzer:
         self.models = models
         names = models.config.models
         self.detector = SCRFD(session=models.session(names.detector))
+        # The served detector takes pixels: its session undoes the class's own normalisation (see TritonSession).
+        self.detector.session.pixels = self._pixels = (self.detector.input_mean, self.detector.input_std)
         size = (detection.input_size, detection.input_size)
         self.detector.prepare(
             0, input_size=size, det_thresh=detection.score_threshold, nms_thresh=detection.nms_threshold
@@ -105,7 +107,7 @@ class FaceAnalyzer:
         if deadline is not None:
             # insightface's SCRFD calls its session itself: give this call a session bound to the deadline.
             detector = copy.copy(self.detector)
-            detector.session = self.models.session(self.detector.session.model, deadline)
+            detector.session = self.models.session(self.detector.session.model, deadline, self._pixels)
         boxes, kpss = detector.detect(bgr, input_size=(input_size, input_size) if input_size else None)
         if kpss is None:
             return []

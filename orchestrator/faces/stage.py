@@ -207,11 +207,11 @@ class FaceStage:
         # The character's identity does not depend on the target: both are found at once (their detections
         # reach Triton together and can share an execution). A target error is raised first, as before.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="character") as pool:
-            character = pool.submit(timed_identity)
+            finding = pool.submit(timed_identity)
             target, applied = self.choose_target(init, mask, options, reference, deadline)
             self.analyzer.add_landmarks(init, [target], deadline)
             clock.lap("detect_target")
-            source, identity, identity_s = character.result()
+            source, identity, identity_s = finding.result()
         applied["character_photos"] = identity.photos
         if identity.agreement:
             applied["character_min_agreement"] = round(min(identity.agreement), 4)

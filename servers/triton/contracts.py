@@ -18,7 +18,7 @@ import numpy as np
 class TensorSpec:
     name: str
     shape: tuple[int, ...]
-    dtype: type[np.floating] = np.float32
+    dtype: type[np.generic] = np.float32
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,21 @@ class ModelContract:
     # Where preparation serves other outputs than the file's (the face parser's 19 logits per pixel become
     # the winning class), the file's; `outputs` are the served ones.
     file_outputs: tuple[TensorSpec, ...] | None = None
+    # Where the served model takes uint8 pixels and normalises them itself, (pixel - mean) / std into the
+    # file's float32 input, the (mean, std) its insightface class uses: a quarter of the bytes on the wire.
+    pixel_input: tuple[float, float] | None = None
 
     def source_shape(self, spec: TensorSpec) -> tuple[int, ...]:
         """A tensor's shape in the source file (the served shape unless the file fixes or lacks its batch)."""
         if self.source_outputs_unbatched and spec in self.outputs:
             return spec.shape[1:]
         return spec.shape if self.source_batch is None else (self.source_batch, *spec.shape[1:])
+
+    def source_inputs(self) -> tuple[TensorSpec, ...]:
+        """The inputs as the source file has them (float32 where the served model takes uint8 pixels)."""
+        return tuple(
+            TensorSpec(s.name, self.source_shape(s), np.float32 if self.pixel_input else s.dtype) for s in self.inputs
+        )
 
     def source_outputs(self) -> tuple[TensorSpec, ...]:
         """The outputs as the source file has them."""
@@ -97,13 +106,14 @@ OCCLUDER_OUTPUT_NAME = "output"
 DET_10G = ModelContract(
     triton_name="det_10g",
     source_path="buffalo_l/det_10g.onnx",
-    inputs=(TensorSpec(SCRFD_INPUT_NAME, (-1, 3, -1, -1)),),
+    inputs=(TensorSpec(SCRFD_INPUT_NAME, (-1, 3, -1, -1), np.uint8),),  # RGB pixels of the letterboxed square
     outputs=tuple(TensorSpec(n, (-1, -1, 1)) for n in SCRFD_SCORE_NAMES)
     + tuple(TensorSpec(n, (-1, -1, 4)) for n in SCRFD_BOX_NAMES)
     + tuple(TensorSpec(n, (-1, -1, 10)) for n in SCRFD_KPS_NAMES),
     batchable=True,
     source_batch=1,
     source_outputs_unbatched=True,
+    pixel_input=(127.5, 128.0),
 )
 
 LANDMARK_2D106 = ModelContract(
@@ -201,4 +211,5 @@ EMAP_SHAPE = (512, 512)
 META_EMAP_FOLDED = "inpaint.emap_folded"
 META_INPUT_FOLDED = "inpaint.input_normalisation_folded"
 META_BATCH_SCAN = "inpaint.batch_by_scan"
+META_PIXEL_INPUT = "inpaint.pixel_input"
 META_ARGMAX_FOLDED = "inpaint.argmax_folded"

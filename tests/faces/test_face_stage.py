@@ -245,5 +245,5 @@ def test_the_character_is_analysed_while_the_target_is_detected(
 
     watching = Watching(analyzer.models)
     result = FaceStage(watching, standin=True).run(astronaut, sample_photos.astronaut_face_mask(), tom_hanks)
-    assert result.identity.shape == (512,)
+    assert result.identity is not None and result.identity.shape == (512,)
     assert result.timings_s["character_identity"] > 0

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -36,6 +37,7 @@ from tools.models.prepare import (
     main,
     normalises_itself,
     prepare_repository,
+    take_pixels,
 )
 from tools.models.standins import LANDMARK_IR_VERSION, LANDMARK_OPSET
 
@@ -49,7 +51,7 @@ def test_standin_has_the_real_contract(standin_weights: Path, contract) -> None:
     session = _session(standin_weights / contract.source_path)
     assert [i.name for i in session.get_inputs()] == [s.name for s in contract.inputs]
     assert [o.name for o in session.get_outputs()] == [s.name for s in contract.source_outputs()]
-    for got, spec in zip(session.get_inputs(), contract.inputs):
+    for got, spec in zip(session.get_inputs(), contract.source_inputs()):
         assert got.type == "tensor(float)"
         assert [d if isinstance(d, int) else -1 for d in got.shape] == list(contract.source_shape(spec))
     feeds = {
@@ -257,23 +259,30 @@ def test_the_prepared_inswapper_takes_a_batch_and_swaps_each_item_as_the_origina
 def test_the_prepared_detector_takes_a_batch_and_gives_each_image_the_original_anchors(
     standin_weights: Path, tmp_path: Path
 ) -> None:
-    """SCRFD's file takes one image and gives its anchors as rows with no batch axis; the prepared model
-    (so that Triton can batch concurrent detections) stacks each image's rows, exactly as the file gives them."""
+    """SCRFD's file takes one normalised image and gives its anchors as rows with no batch axis; the prepared
+    model (so that Triton can batch concurrent detections) takes a batch of uint8 pixels, normalises them as
+    insightface's SCRFD does (OpenCV's blobFromImage, mean 127.5, scale 1/128) and stacks each image's rows,
+    exactly as the file gives them for that blob."""
     source_path = standin_weights / DET_10G.source_path
     original = _session(source_path)
     assert original.get_inputs()[0].shape[0] == 1 and len(original.get_outputs()[0].shape) == 2
     repository = copy_model_configs(tmp_path / "repo")
     prepare_repository(standin_weights, repository)
     prepared = _session(repository / "det_10g" / "1" / "model.onnx")
-    assert prepared.get_inputs()[0].shape[0] == "N"
+    assert prepared.get_inputs()[0].shape[0] == "N" and prepared.get_inputs()[0].type == "tensor(uint8)"
     assert [len(o.shape) for o in prepared.get_outputs()] == [3] * 9
-    images = np.random.default_rng(4).random((3, 3, 96, 128), dtype=np.float32)
-    batched = prepared.run(None, {"input.1": images})
+    bgr = np.random.default_rng(4).integers(0, 256, (3, 96, 128, 3), dtype=np.uint8)
+    pixels = np.ascontiguousarray(bgr[..., ::-1].transpose(0, 3, 1, 2))  # RGB, NCHW: what the client sends
+    batched = prepared.run(None, {"input.1": pixels})
     for i in range(3):
-        alone = original.run(None, {"input.1": images[i : i + 1]})
+        mean, std = DET_10G.pixel_input or (0.0, 1.0)
+        blob = cv2.dnn.blobFromImage(bgr[i], 1.0 / std, (128, 96), (mean, mean, mean), swapRB=True)
+        alone = original.run(None, {"input.1": blob})
         for stacked, one in zip(batched, alone, strict=True):
             assert stacked.shape == (3, *one.shape)
-            np.testing.assert_allclose(stacked[i], one, atol=1e-6)
+            np.testing.assert_allclose(stacked[i], one, rtol=1e-5, atol=1e-6)  # up to float rounding
+    with pytest.raises(PreparationError, match="already takes one"):
+        take_pixels(onnx.load(str(repository / "det_10g" / "1" / "model.onnx")), DET_10G)
 
 
 def test_the_prepared_detector_leaves_the_anchor_count_free_where_the_file_fixed_it(
@@ -294,7 +303,7 @@ def test_the_prepared_detector_leaves_the_anchor_count_free_where_the_file_fixed
         batch, rows, width = output.type.tensor_type.shape.dim
         assert batch.dim_param == "N" and not rows.HasField("dim_value") and width.dim_value in (1, 4, 10)
     (scores, *_) = _session(repository / "det_10g" / "1" / "model.onnx").run(
-        None, {"input.1": np.zeros((2, 3, 96, 128), np.float32)}
+        None, {"input.1": np.zeros((2, 3, 96, 128), np.uint8)}
     )
     assert scores.shape == (2, (96 // 8) * (128 // 8) * 2, 1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
@@ -27,7 +28,9 @@ def _check_io(config: model_config_pb2.ModelConfig, contract: ModelContract) -> 
     for tensors, specs in ((config.input, contract.inputs), (config.output, contract.outputs)):
         assert [t.name for t in tensors] == [s.name for s in specs]
         for tensor, spec in zip(tensors, specs):
-            assert tensor.data_type == model_config_pb2.TYPE_FP32
+            assert tensor.data_type == (
+                model_config_pb2.TYPE_UINT8 if spec.dtype == np.uint8 else model_config_pb2.TYPE_FP32
+            )
             assert list(tensor.dims) == _expected_dims(spec.shape, contract.batchable)
     assert config.HasField("dynamic_batching") == contract.batchable
 

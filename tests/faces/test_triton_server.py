@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
 from orchestrator.errors import ModelUnavailableError
-from orchestrator.faces.triton_client import TritonConfig, TritonModels
+from orchestrator.faces.triton_client import TritonConfig, TritonModels, TritonSession, as_pixels
 from servers.triton.contracts import ALL_MODELS, DET_10G, ModelContract
 from stack.process import live_group_members
 from stack.triton import TritonServer, TritonServerConfig, TritonStartError
@@ -23,7 +25,10 @@ def _feeds(contract: ModelContract, rng: np.random.Generator, batch: int = 1) ->
     feeds = {}
     for spec in contract.inputs:
         shape = [batch if (i == 0 and d == -1) else (320 if d == -1 else d) for i, d in enumerate(spec.shape)]
-        feeds[spec.name] = rng.random(shape, dtype=np.float32)
+        pixels = spec.dtype == np.uint8
+        feeds[spec.name] = (
+            rng.integers(0, 256, shape, dtype=np.uint8) if pixels else rng.random(shape, dtype=np.float32)
+        )
     return feeds
 
 
@@ -45,7 +50,7 @@ def test_every_model_answers_with_the_contract_shapes(triton_models: TritonModel
 
 def test_detector_emits_two_anchors_per_cell_per_stride(triton_models: TritonModels) -> None:
     out = triton_models.infer(
-        "det_10g", {"input.1": np.zeros((1, 3, 320, 256), np.float32)}, [s.name for s in DET_10G.outputs]
+        "det_10g", {"input.1": np.zeros((1, 3, 320, 256), np.uint8)}, [s.name for s in DET_10G.outputs]
     )
     for stride, name in zip((8, 16, 32), ("448", "471", "494")):
         assert out[name].shape == (1, (320 // stride) * (256 // stride) * 2, 1)
@@ -117,3 +122,43 @@ def test_a_model_that_fails_to_load_keeps_the_server_from_being_ready(standin_re
     config = TritonServerConfig.on_free_ports(repository=broken, log_file=tmp_path / "log", ready_timeout_s=20)
     with pytest.raises(TritonStartError, match="w600k_r50"):
         TritonServer(config).start()
+
+
+def test_the_detector_session_sends_back_exactly_the_pixels_scrfd_normalised() -> None:
+    """insightface's SCRFD normalises the letterboxed image itself (blobFromImage, mean 127.5, scale 1/128);
+    the served detector takes the pixels, so the session undoes it: every value of every channel, exactly."""
+    bgr = np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    bgr.reshape(-1)[:256] = np.arange(256, dtype=np.uint8)  # every value at least once
+    mean, std = DET_10G.pixel_input or (0.0, 1.0)
+    blob = cv2.dnn.blobFromImage(bgr, 1.0 / std, (96, 64), (mean, mean, mean), swapRB=True)
+    pixels = as_pixels(blob, mean, std)
+    assert pixels.dtype == np.uint8 and pixels.shape == blob.shape
+    np.testing.assert_array_equal(pixels[0], bgr[..., ::-1].transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("served", ["UINT8", "FP32"])
+def test_the_detector_session_sends_what_the_served_model_takes(served: str) -> None:
+    """A repository prepared by this release takes pixels; one prepared before it takes SCRFD's float blob.
+    The session reads which from Triton's metadata, so an orchestrator serves either."""
+    sent: dict[str, np.ndarray] = {}
+
+    class Models:
+        def metadata(self, model: str) -> SimpleNamespace:
+            tensor = SimpleNamespace(name="input.1", shape=[-1, 3, -1, -1], datatype=served)
+            return SimpleNamespace(
+                inputs=[tensor], outputs=[SimpleNamespace(name="448", shape=[-1, -1, 1], datatype="FP32")]
+            )
+
+        def infer(
+            self, model: str, feed: dict[str, np.ndarray], names: list[str], deadline: object
+        ) -> dict[str, np.ndarray]:
+            sent.update(feed)
+            return {n: np.zeros((1, 1, 1), np.float32) for n in names}
+
+    session = TritonSession(Models(), "det_10g", pixels=(127.5, 128.0))  # type: ignore[arg-type]
+    blob = cv2.dnn.blobFromImage(np.full((32, 32, 3), 200, np.uint8), 1 / 128, (32, 32), (127.5,) * 3, swapRB=True)
+    session.run(None, {"input.1": blob})
+    if served == "UINT8":
+        assert sent["input.1"].dtype == np.uint8 and (sent["input.1"] == 200).all()
+    else:
+        assert sent["input.1"] is blob

@@ -101,7 +101,7 @@ def test_candidates_reach_their_scorers_while_the_earlier_ones_are_still_being_s
     async def run() -> tuple[list[str], set[str]]:
         store = SlowStore()
         generate = remembered_generate(FakeGenerator(), store, CODEC)
-        requests = tuple(
+        requests: tuple[GenerationRequest[FakeImage], ...] = tuple(
             GenerationRequest(candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
             for i in range(1, 8)
         )

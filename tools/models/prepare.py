@@ -50,6 +50,7 @@ from servers.triton.contracts import (
     META_BATCH_SCAN,
     META_EMAP_FOLDED,
     META_INPUT_FOLDED,
+    META_PIXEL_INPUT,
     MODELS_BY_NAME,
     ModelContract,
     TensorSpec,
@@ -131,10 +132,7 @@ def check_contract(model: onnx.ModelProto, contract: ModelContract, where: str) 
     initializer_names = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializer_names]
 
-    def in_file(specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
-        return tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in specs)
-
-    _check_tensors("inputs", inputs, in_file(contract.inputs), where)
+    _check_tensors("inputs", inputs, contract.source_inputs(), where)
     _check_tensors("outputs", list(model.graph.output), contract.source_outputs(), where)
 
 
@@ -335,6 +333,36 @@ def batch_by_scan(model: onnx.ModelProto, contract: ModelContract) -> onnx.Model
     return model
 
 
+def take_pixels(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
+    """Serve a float32-input graph as one that takes uint8 pixels; returns `model`, changed in place.
+
+    The graph computes (pixel - mean) * (1 / std) itself, as insightface's class does before it calls the file
+    (SCRFD: OpenCV's blobFromImage with scale 1/128 and mean 127.5, exact in float32), so its outputs are the
+    file's to the bit, and a client sends a quarter of the bytes (4.9 MB a 640x640 detection as float32).
+    """
+    where = contract.triton_name
+    if contract.pixel_input is None or _metadata(model).get(META_PIXEL_INPUT) == "true":
+        raise PreparationError(f"{where}: the contract serves no pixel input, or the graph already takes one")
+    mean, std = contract.pixel_input
+    (spec,) = contract.inputs
+    (value,) = [v for v in model.graph.input if v.name == spec.name]
+    normalised = f"{spec.name}_normalised"
+    _rename_input(model.graph, spec.name, normalised)
+    _prepend_nodes(
+        model.graph,
+        [
+            helper.make_node("Cast", [spec.name], ["pixels_float"], to=onnx.TensorProto.FLOAT, name="pixels_cast"),
+            _constant("pixels_mean", mean),
+            _constant("pixels_scale", 1.0 / std),
+            helper.make_node("Sub", ["pixels_float", "pixels_mean"], ["pixels_centred"], name="pixels_centre"),
+            helper.make_node("Mul", ["pixels_centred", "pixels_scale"], [normalised], name="pixels_scale_by"),
+        ],
+    )
+    value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    helper.set_model_props(model, {**_metadata(model), META_PIXEL_INPUT: "true"})
+    return model
+
+
 def normalises_itself(model: onnx.ModelProto, contract: ModelContract) -> bool:
     """insightface's own test: a graph that starts by subtracting and multiplying takes raw pixels.
 
@@ -400,6 +428,8 @@ def _prepare(contract: ModelContract, source: Path, repository: Path, allow_unve
         fold_argmax(model, contract)
     if contract.scan_batched:
         batch_by_scan(model, contract)
+    if contract.pixel_input is not None:
+        take_pixels(model, contract)
     input_folded = contract.input_normalisation is not None and normalises_itself(model, contract)
     if input_folded:
         fold_input_normalisation(model, contract)
@@ -487,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = ", emap folded" if p.emap_folded else ""
         extra += ", class argmax folded" if MODELS_BY_NAME[p.name].file_outputs is not None else ""
         extra += ", batched by Scan" if MODELS_BY_NAME[p.name].scan_batched else ""
+        extra += ", takes uint8 pixels" if MODELS_BY_NAME[p.name].pixel_input else ""
         extra += ", input normalisation folded" if p.input_normalisation_folded else ""
         print(f"{p.name:14s} {kind}{extra} -> {args.repository / p.name / '1' / 'model.onnx'}")
     return 0

@@ -103,7 +103,7 @@ def _model(
 ) -> onnx.ModelProto:
     """The model with the source file's shapes (inswapper's file fixes its batch to 1, as the real one does)."""
     initializers = graph.initializers + (extra_initializers or [])
-    specs_in = tuple(TensorSpec(s.name, contract.source_shape(s), s.dtype) for s in contract.inputs)
+    specs_in = contract.source_inputs()
     specs_out = contract.source_outputs()
     inputs = [_value_info(s) for s in specs_in]
     if ir_version < 4:  # IR 3 requires every initializer to be a graph input as well
