@@ -43,6 +43,13 @@ def settled_statistics(models: TritonModels, model: str) -> tuple[int, int]:
     return last
 
 
+def compute_s(models: TritonModels, model: str) -> float:
+    """Seconds Triton has spent executing the model (its inputs, the run, its outputs) since it loaded: summed
+    over executions (batch_stats), not over requests (inference_stats counts a batch once per request in it)."""
+    batches = models.client.get_inference_statistics(model).model_stats[0].batch_stats
+    return sum(b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns for b in batches) / 1e9
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -64,7 +71,13 @@ def measure(url: str, runs: int, callers: int) -> dict[str, object]:
     def batching_of(work: Callable[[], object]) -> dict[str, dict[str, float]]:
         """Per batched model, and over all of them ("all"), the inferences per Triton execution."""
         before = {m: settled_statistics(models, m) for m in BATCHED_MODELS}
+        busy_before = {m: compute_s(models, m) for m in BATCHED_MODELS}
+        started = time.perf_counter()
         work()
+        wall = time.perf_counter() - started
+        # A model busy a small share of the time finds each request alone when it arrives: only a wait
+        # would batch it (the queue delay), at the cost of that wait.
+        busy = {m: round((compute_s(models, m) - busy_before[m]) / wall, 3) for m in BATCHED_MODELS}
         counts = {
             m: tuple(a - b for a, b in zip(settled_statistics(models, m), before[m], strict=True))
             for m in BATCHED_MODELS
@@ -75,6 +88,7 @@ def measure(url: str, runs: int, callers: int) -> dict[str, object]:
                 "inferences": inferences,
                 "executions": executions,
                 "inferences_per_execution": round(inferences / max(executions, 1), 2),
+                **({"busy_share": busy[model]} if model in busy else {}),
             }
             for model, (inferences, executions) in counts.items()
         }
