@@ -47,7 +47,7 @@ def compute_s(models: TritonModels, model: str) -> float:
     """Seconds Triton has spent executing the model (its inputs, the run, its outputs) since it loaded: summed
     over executions (batch_stats), not over requests (inference_stats counts a batch once per request in it)."""
     batches = models.client.get_inference_statistics(model).model_stats[0].batch_stats
-    return sum(b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns for b in batches) / 1e9
+    return float(sum(b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns for b in batches)) / 1e9
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from orchestrator.imaging.colour import edge_delta_e
+from orchestrator.imaging.colour import EdgeRing
 from orchestrator.search import Ledger
 
 
@@ -23,9 +23,10 @@ def with_edge_colour(
     """The ledger with each candidate's `edge_delta_e` against the init photo in the `ring_px` ring inside
     the mask's edge (candidates without an image are left as they are)."""
     records = []
+    ring = EdgeRing.of(init, mask, ring_px)  # the init photo's side, once for every candidate
     for record in ledger.candidates:
         image = images.get(record.candidate_id)
-        delta_e = edge_delta_e(image, init, mask, ring_px) if image is not None else float("nan")
+        delta_e = ring.delta_e(image) if image is not None else float("nan")
         if np.isfinite(delta_e):
             record = replace(record, generator_info={**record.generator_info, "edge_delta_e": round(delta_e, 3)})
         records.append(record)

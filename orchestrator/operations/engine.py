@@ -405,8 +405,13 @@ class OperationsEngine:
             self._running.pop(wid, None)
         prefix = f"{spec['request_id']}/{spec['attempt']}"
         response_key = f"{prefix}/response.pb"
-        for candidate_id, png in result.candidate_images.items():
-            await asyncio.to_thread(self.blobs.put, f"{prefix}/candidates/{candidate_id}.png", png)
+        # Stored together: on an object store each is a round trip, and the caller waits for all of them.
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(self.blobs.put, f"{prefix}/candidates/{candidate_id}.png", png)
+                for candidate_id, png in result.candidate_images.items()
+            )
+        )
         result.response.ClearField("candidate_images")
         await asyncio.to_thread(self.blobs.put, response_key, result.response.SerializeToString())
         return {

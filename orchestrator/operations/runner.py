@@ -51,11 +51,12 @@ class PipelineRunner:
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         response = await asyncio.to_thread(api.response, outcome)
+        # A generated candidate's PNG is already in the attempt's memo: encode only the others (the raw swap).
+        # Looked up together: on an object store each is a round trip.
+        kept = await asyncio.gather(*(run.memo.recall(candidate_image_key(cid)) for cid in outcome.images))
         images: dict[str, bytes] = {}
-        for cid, image in outcome.images.items():
-            # A generated candidate's PNG is already in the attempt's memo: encode only the others (the raw swap).
-            kept = await run.memo.recall(candidate_image_key(cid))
-            images[cid] = kept if kept is not None else await asyncio.to_thread(encode_png, image)
+        for (cid, image), png in zip(outcome.images.items(), kept, strict=True):
+            images[cid] = png if png is not None else await asyncio.to_thread(encode_png, image)
         return RunResult(response=response, candidate_images=images)
 
 

@@ -10,7 +10,7 @@ from skimage import color
 from orchestrator import sample_photos
 from orchestrator.imaging import colour as colour_module
 from orchestrator.imaging.blend import BlendConfig, erode, feather_blend
-from orchestrator.imaging.colour import edge_delta_e, match_colour
+from orchestrator.imaging.colour import EdgeRing, edge_delta_e, match_colour
 
 
 def _tinted(image: np.ndarray, region: np.ndarray, shift_lab: tuple[float, float, float], gain: float) -> np.ndarray:
@@ -106,3 +106,27 @@ def test_edge_delta_e_on_the_masks_box_equals_the_whole_frame(corner: tuple[int,
     ]
     whole_frame = float(np.mean(np.linalg.norm(labs[0][ring] - labs[1][ring], axis=-1)))
     assert edge_delta_e(image, init, mask) == pytest.approx(whole_frame, rel=1e-4)
+
+
+def test_one_edge_ring_measures_many_candidates_as_the_function_does(astronaut: np.ndarray) -> None:
+    """`EdgeRing` keeps the init photo's side for a task's candidates, in a window around the ring: each
+    measure equals the definition on the whole frame (up to the blur's reflection at the window's edge)."""
+    from scipy import ndimage
+
+    mask = sample_photos.astronaut_face_mask() > 0
+    ring = EdgeRing.of(astronaut, mask, 28.0)
+    band = mask & (ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1] <= 28.0)
+
+    def whole_frame(image: np.ndarray) -> float:
+        smooth = [
+            ndimage.gaussian_filter(x.astype(np.float32) / 255.0, sigma=(2.0, 2.0, 0)) for x in (image, astronaut)
+        ]
+        lab = [cv2.cvtColor(x, cv2.COLOR_RGB2Lab) for x in smooth]
+        return float(np.mean(np.linalg.norm(lab[0][band] - lab[1][band], axis=-1)))
+
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        candidate = np.clip(astronaut.astype(np.int16) + rng.integers(-40, 40, (1, 1, 3)), 0, 255).astype(np.uint8)
+        assert ring.delta_e(candidate) == edge_delta_e(candidate, astronaut, mask, 28.0)
+        assert ring.delta_e(candidate) == pytest.approx(whole_frame(candidate), rel=1e-6)
+    assert np.isnan(EdgeRing.of(astronaut, np.zeros(mask.shape, bool)).delta_e(astronaut))
