@@ -75,13 +75,14 @@ def measure(url: str, runs: int, callers: int) -> dict[str, object]:
         started = time.perf_counter()
         work()
         wall = time.perf_counter() - started
-        # A model busy a small share of the time finds each request alone when it arrives: only a wait
-        # would batch it (the queue delay), at the cost of that wait.
-        busy = {m: round((compute_s(models, m) - busy_before[m]) / wall, 3) for m in BATCHED_MODELS}
         counts = {
             m: tuple(a - b for a, b in zip(settled_statistics(models, m), before[m], strict=True))
             for m in BATCHED_MODELS
         }
+        # A model busy a small share of the time finds each request alone when it arrives: only a wait
+        # would batch it (the queue delay), at the cost of that wait. (Read once the counters have settled;
+        # with several instances, as a GPU configuration may run, the share can exceed 1.)
+        busy = {m: round((compute_s(models, m) - busy_before[m]) / wall, 3) for m in BATCHED_MODELS}
         counts["all"] = tuple(sum(c[i] for c in counts.values()) for i in (0, 1))
         return {
             model: {

@@ -36,7 +36,7 @@ from orchestrator.scoring.gemini import GeminiRealismScorer
 from orchestrator.scoring.moondream_client import MoondreamJudge
 from orchestrator.scoring.search_scorers import ScoringTask, face_crop, gemini_scorer, local_scorer, moondream_scorer
 from orchestrator.search import GenerateFn, Ledger, ProgressCallback, Scorer, SearchRequest, run_search
-from orchestrator.search.memo import ImageCodec, MemoStore, remembered_generate, remembered_scorer
+from orchestrator.search.memo import ImageCodec, ImagesStored, MemoStore, remembered_generate, remembered_scorer
 from orchestrator.timing import WaitLog
 from orchestrator.tracing import child_span, task_span, traced_events, traced_generate, traced_scorer
 from servers.triton.contracts import INSWAPPER_128
@@ -148,7 +148,8 @@ class InpaintPipeline:
             raise DeadlineExceededError(f"the deadline passed during the face stage ({face_done - started:.1f} s)")
 
         geometry = TaskGeometry.around(images.init, face.blended, face.mask.mask, config.refinement, config.blend)
-        generator = QwenEditGenerator(self.qwen_edit, config.refinement, geometry)
+        # Its crops and the feather are whole-photo work: built in a worker thread, off the event loop.
+        generator = await asyncio.to_thread(QwenEditGenerator, self.qwen_edit, config.refinement, geometry)
         scoring = ScoringTask(
             init=images.init,
             mask=face.mask.mask,
@@ -157,7 +158,8 @@ class InpaintPipeline:
             character_face=replace(face.character, embedding=face.identity),  # every photo's mean identity
             character_crop=face_crop(images.character, face.character),
         )
-        # Gemini first: its answer takes longest, so its request goes out before the others' CPU work starts.
+        # Gemini first: its answer takes longest, so its work is started before the other scorers' (and its
+        # realism comes first in the ledger's scores).
         scorers: list[Scorer[np.ndarray]] = [gemini_scorer(self.gemini, geometry.box)] if self.gemini.has_key else []
         scorers += [
             local_scorer(analyzer, scoring, config.detection.crop_input_size),
@@ -167,8 +169,9 @@ class InpaintPipeline:
         scorers = [replace(s, score=waits.timed("scoring", s.score)) for s in scorers]  # type: ignore[arg-type]
         generate: GenerateFn[np.ndarray] = waits.timed_stream("generation", generator)  # type: ignore[assignment]
         if memo is not None:
-            generate = remembered_generate(generate, memo, PNG_CODEC)
-            scorers = [remembered_scorer(s, memo) for s in scorers]
+            stored = ImagesStored()
+            generate = remembered_generate(generate, memo, PNG_CODEC, stored)
+            scorers = [remembered_scorer(s, memo, stored) for s in scorers]
         generate = traced_generate(generate, span)
         scorers = [traced_scorer(s, span) for s in scorers]
 
@@ -192,8 +195,8 @@ class InpaintPipeline:
         )
         finished = time.monotonic()
         ring_px = config.blend.erosion_px + config.blend.feather_px
-        # A distance transform and a Lab conversion per candidate at full resolution: seconds of CPU on a large
-        # photo, kept off the event loop that serves the other tasks' streams and scorers.
+        # A distance transform once and a blur and a Lab conversion per candidate around the mask: CPU work kept
+        # off the event loop that serves the other tasks' streams and scorers.
         ledger = await asyncio.to_thread(
             with_edge_colour, result.ledger, result.images, images.init, face.mask.mask, ring_px
         )

@@ -115,6 +115,11 @@ class TritonModels:
                     raise ModelUnavailableError(model, f"no metadata from {self.config.url} ({exc.message()})") from exc
             return self._metadata[model]
 
+    def forget_metadata(self, model: str) -> None:
+        """Read the model's metadata again on next use (its repository may have been prepared anew)."""
+        with self._lock:
+            self._metadata.pop(model, None)
+
     def infer(
         self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], deadline: Deadline | None = None
     ) -> dict[str, np.ndarray]:
@@ -137,8 +142,11 @@ class TritonModels:
         self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], deadline: Deadline | None
     ) -> dict[str, np.ndarray]:
         request = []
+        served = {t.name: t.datatype for t in self.metadata(model).inputs}
         for name, array in inputs.items():
-            pixels = array.dtype == np.uint8  # a model that takes pixels (det_10g); every other input is float32
+            pixels = served.get(name) == "UINT8"  # a model that takes pixels (det_10g); the others take float32
+            if pixels and array.dtype != np.uint8:
+                raise ValueError(f"{model} input {name!r} takes uint8 pixels, got {array.dtype}")
             array = np.ascontiguousarray(array, dtype=np.uint8 if pixels else np.float32)
             tensor = triton_grpc.InferInput(name, list(array.shape), "UINT8" if pixels else "FP32")
             tensor.set_data_from_numpy(array)
@@ -197,7 +205,6 @@ class TritonSession:
         meta = models.metadata(model)
         self._inputs = [self._info(t) for t in meta.inputs]
         self._outputs = [self._info(t) for t in meta.outputs]
-        self._takes_pixels = {t.name for t in self._inputs if t.datatype == "UINT8"}
 
     @staticmethod
     def _info(tensor: Any) -> TensorInfo:
@@ -217,15 +224,32 @@ class TritonSession:
 
     def run(self, output_names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         names = output_names or [o.name for o in self._outputs]
-        if self._takes_pixels:
+        before = self._pixel_inputs()
+        try:
+            return self._run(names, feed, before)
+        except ModelUnavailableError:
+            # Triton's repository may have been prepared anew since its metadata was read (a rollout that
+            # changed what the model takes): read it again and, where that changed, ask once more.
+            self.models.forget_metadata(self.model)
+            now = self._pixel_inputs()
+            if now == before:
+                raise
+            return self._run(names, feed, now)
+
+    def _pixel_inputs(self) -> set[str]:
+        return {t.name for t in self.models.metadata(self.model).inputs if t.datatype == "UINT8"}
+
+    def _run(self, names: list[str], feed: dict[str, np.ndarray], pixel_inputs: set[str]) -> list[np.ndarray]:
+        if pixel_inputs:
             if self.pixels is None:
                 raise ValueError(f"{self.model} takes uint8 pixels: the session needs the feed's (mean, std)")
-            feed = {k: as_pixels(v, *self.pixels) if k in self._takes_pixels else v for k, v in feed.items()}
+            feed = {k: as_pixels(v, *self.pixels) if k in pixel_inputs else v for k, v in feed.items()}
         out = self.models.infer(self.model, feed, names, self.deadline)
         return [out[n] for n in names]
 
 
 def as_pixels(normalised: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """The uint8 pixels x that gave `normalised` = (x - mean) / std (OpenCV: one pass, rounded, saturated)."""
+    """The uint8 pixels x that gave `normalised` = (x - mean) / std (OpenCV, one pass: rounded, then the absolute
+    value saturated to 0..255; exact for values that came from pixels)."""
     flat = np.ascontiguousarray(normalised, dtype=np.float32).reshape(-1, normalised.shape[-1])
     return cv2.convertScaleAbs(flat, alpha=std, beta=mean).reshape(normalised.shape)

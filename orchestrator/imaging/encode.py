@@ -14,8 +14,9 @@ def encode_png(image: np.ndarray) -> bytes:
     array = image.astype(np.uint8) * 255 if image.dtype == bool else image
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise ValueError(f"expected uint8 (H, W[, 3]) or a bool mask, got {image.dtype} {image.shape}")
-    # zlib's run-length strategy: about half the time of the default for the same size on photos (every
-    # candidate is encoded for the memo and the judges; still lossless). OpenCV writes BGR.
+    # zlib's run-length strategy: about half the time of OpenCV's default level for files a few percent larger
+    # on photos (0.2% on the 512 px astronaut, 12% on a 2048 px one; every candidate is encoded for the memo
+    # and the judges; still lossless). OpenCV writes BGR.
     ok, data = cv2.imencode(".png", array[..., ::-1] if array.ndim == 3 else array, _PNG_PARAMS)
     if not ok:
         raise ValueError("PNG encoding failed")

@@ -71,6 +71,9 @@ _FILTER_STATES = {
     "CANCELLED": operations_pb2.OPERATION_STATE_CANCELLED,
 }
 
+# A finished task's candidate images stored at once (each a blob-store round trip).
+CONCURRENT_UPLOADS = 4
+
 
 class TaskFailedError(Exception):
     """What a runner raises to fail an operation with a status code (a domain error, mapped once)."""
@@ -405,13 +408,14 @@ class OperationsEngine:
             self._running.pop(wid, None)
         prefix = f"{spec['request_id']}/{spec['attempt']}"
         response_key = f"{prefix}/response.pb"
-        # Stored together: on an object store each is a round trip, and the caller waits for all of them.
-        await asyncio.gather(
-            *(
-                asyncio.to_thread(self.blobs.put, f"{prefix}/candidates/{candidate_id}.png", png)
-                for candidate_id, png in result.candidate_images.items()
-            )
-        )
+        # Stored a few at a time: on an object store each is a round trip, and the caller waits for all of them.
+        uploads = asyncio.Semaphore(CONCURRENT_UPLOADS)
+
+        async def upload(candidate_id: str, png: bytes) -> None:
+            async with uploads:
+                await asyncio.to_thread(self.blobs.put, f"{prefix}/candidates/{candidate_id}.png", png)
+
+        await asyncio.gather(*(upload(cid, png) for cid, png in result.candidate_images.items()))
         result.response.ClearField("candidate_images")
         await asyncio.to_thread(self.blobs.put, response_key, result.response.SerializeToString())
         return {

@@ -154,8 +154,9 @@ class QwenEditGenerator:
             edits.append((edit, members))
         return edits
 
-    def _candidate(self, edited: np.ndarray) -> np.ndarray:
+    def _candidate(self, encoded: bytes) -> np.ndarray:
         task = self.task
+        edited = decode_image(encoded, "qwen_edit response")
         return self._feather.apply(task.init, put_back(task.init, edited, task.box))
 
     async def _edit(
@@ -181,7 +182,7 @@ class QwenEditGenerator:
             if edited is None:
                 raise EditFailedError(f"qwen-edit returned no image for seed {member.seed}")
             work_started = time.perf_counter()
-            candidate = await asyncio.to_thread(self._candidate, decode_image(edited.image.data, "qwen_edit response"))
+            candidate = await asyncio.to_thread(self._candidate, edited.image.data)
             self.own_work_s += time.perf_counter() - work_started
             yield GeneratedImage(
                 candidate_id=member.candidate_id,
@@ -223,6 +224,7 @@ class QwenEditGenerator:
         finally:
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)  # retrieved, so none is reported as lost
         if failures:
             # The search records the candidates that never came, with this reason.
             raise EditFailedError("; ".join(sorted(set(failures))))

@@ -69,7 +69,7 @@ def face_crop(image: np.ndarray, face: Face, margin: float = 0.3) -> np.ndarray:
     return np.ascontiguousarray(image[top:bottom, left:right])
 
 
-def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask, detect_size: int = 320) -> Scorer[np.ndarray]:
+def local_scorer(analyzer: FaceAnalyzer, task: ScoringTask, detect_size: int) -> Scorer[np.ndarray]:
     """ArcFace identity against the character, and boundary consistency against the init image.
 
     A candidate differs from the init image only inside the mask, so its face is looked for inside the crop
@@ -113,11 +113,13 @@ def moondream_scorer(judge: MoondreamJudge, task: ScoringTask) -> Scorer[np.ndar
     """Cross-validated identity (two composites, two phrasings) and consistency, in one Score call; a cancelled
     task cancels the call, and the server stops the work."""
 
-    character_panel = panel(task.character_crop)  # the same in every candidate's composites
+    character_panel: list[np.ndarray] = []  # the same in every candidate's composites: made on first use
 
     def questions(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        if not character_panel:
+            character_panel.append(panel(task.character_crop))  # two threads may both make it: same pixels
         result_face = np.ascontiguousarray(image[task.box.slices()])
-        composites = identity_queries_of_panels(panel(result_face), character_panel)
+        composites = identity_queries_of_panels(panel(result_face), character_panel[0])
         return [*composites, (result_face, CONSISTENCY_QUESTION)]
 
     async def score(candidate: CandidateImage[np.ndarray]) -> list[SignalScore]:

@@ -1,7 +1,8 @@
 """Candidates that survive a crash: the search's generate function and scorers, remembered in a durable store.
 
-    generate = remembered_generate(generate, store, codec)
-    scorers = [remembered_scorer(s, store) for s in scorers]
+    stored = ImagesStored()
+    generate = remembered_generate(generate, store, codec, stored)
+    scorers = [remembered_scorer(s, store, stored) for s in scorers]
 
 A task taken over after its replica died runs again from the start, with the same seeds (they derive from
 the request seed and the candidate ids). Wrapped this way, every candidate generated before the crash comes
@@ -56,10 +57,35 @@ class ImageCodec(Generic[ImageT]):
     decode: Callable[[bytes], ImageT]
 
 
+class ImagesStored:
+    """The candidates whose images this run is storing. A candidate goes to its scorers while its image is
+    being stored, and a score is recorded only once the image is: a crash between the two must not leave a
+    score remembered for an image that the next run makes again (its batch may differ, and so may the image)."""
+
+    def __init__(self) -> None:
+        self._storing: dict[str, asyncio.Future[None]] = {}
+
+    def add(self, candidate_id: str, storing: asyncio.Future[None]) -> None:
+        self._storing[candidate_id] = storing
+
+    async def stored(self, candidate_id: str) -> bool:
+        """Once the image is stored: True; False when storing it failed. True at once for a candidate this run
+        does not store (recalled from an earlier run, or the raw swap, which the face stage makes again)."""
+        storing = self._storing.get(candidate_id)
+        if storing is None:
+            return True
+        try:
+            await asyncio.shield(storing)
+        except Exception:
+            return False
+        return True
+
+
 def remembered_generate(
-    generate: GenerateFn[ImageT], store: MemoStore, codec: ImageCodec[ImageT]
+    generate: GenerateFn[ImageT], store: MemoStore, codec: ImageCodec[ImageT], stored: ImagesStored
 ) -> GenerateFn[ImageT]:
-    """`generate`, asked only for the candidates the store does not hold; those it holds come back first."""
+    """`generate`, asked only for the candidates the store does not hold; those it holds come back first.
+    Each new candidate is stored in the background, registered in `stored`."""
 
     async def remembered(stage: StageRequest[ImageT]) -> AsyncIterator[GeneratedImage[ImageT]]:
         missing = []
@@ -99,6 +125,7 @@ def remembered_generate(
         try:
             async for generated in generate(replace(stage, requests=tuple(missing))):
                 keeping.append(asyncio.ensure_future(keep(generated)))
+                stored.add(generated.candidate_id, keeping[-1])
                 yield generated
         finally:
             kept = await asyncio.gather(*keeping, return_exceptions=True)
@@ -120,10 +147,11 @@ def _score_dict(score: SignalScore) -> dict[str, object]:
     }
 
 
-def remembered_scorer(scorer: Scorer[ImageT], store: MemoStore) -> Scorer[ImageT]:
+def remembered_scorer(scorer: Scorer[ImageT], store: MemoStore, stored: ImagesStored) -> Scorer[ImageT]:
     """`scorer`, asked only about candidates it has not scored in an earlier run of the same attempt.
 
     Only answers are remembered: a scorer that raised is asked again (its fallback is the search's to give).
+    An answer is recorded once its candidate's image is stored (`stored`), and not at all if that failed.
     """
 
     async def score(candidate: CandidateImage[ImageT]) -> list[SignalScore]:
@@ -132,7 +160,8 @@ def remembered_scorer(scorer: Scorer[ImageT], store: MemoStore) -> Scorer[ImageT
         if recalled is not None:
             return [SignalScore(**item) for item in json.loads(recalled)]
         answer = list(await scorer.score(candidate))
-        await store.record(key, json.dumps([_score_dict(s) for s in answer]).encode())
+        if await stored.stored(candidate.candidate_id):
+            await store.record(key, json.dumps([_score_dict(s) for s in answer]).encode())
         return answer
 
     return replace(scorer, score=score)

@@ -40,6 +40,7 @@ class PreparedModel:
     checksum_verified: bool
     emap_folded: bool
     input_normalisation_folded: bool = False
+    takes_pixels: bool = False  # served with uint8 pixel input, the normalisation folded in (det_10g)
 
 
 def write_provenance(repository: Path, prepared: Sequence[PreparedModel]) -> Path:

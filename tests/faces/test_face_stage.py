@@ -230,7 +230,7 @@ def test_the_character_is_analysed_while_the_target_is_detected(
     analyzer: FaceAnalyzer, astronaut: np.ndarray, tom_hanks: np.ndarray
 ) -> None:
     """The two detections are independent and go to Triton together: the target's detection here waits until
-    the character's has started (a stage that did one after the other would never get past it)."""
+    the character's has started (a stage that finished the target before starting the character would fail)."""
     character_started = threading.Event()
 
     class Watching(FaceAnalyzer):

@@ -208,6 +208,7 @@ def test_prepare_records_whether_it_folded_the_input_normalisation(standin_weigh
     provenance = {p.name: p for p in read_provenance(repository) or []}
     assert provenance["2d106det"].input_normalisation_folded
     assert not provenance["w600k_r50"].input_normalisation_folded
+    assert [p.name for p in provenance.values() if p.takes_pixels] == ["det_10g"]
     prepared = onnx.load(str(repository / "2d106det" / "1" / "model.onnx"))
     assert prepared.ir_version == 3  # kept as the source had it; the folded graph passed the checker
     onnx.checker.check_model(prepared)

@@ -140,25 +140,60 @@ def test_the_detector_session_sends_back_exactly_the_pixels_scrfd_normalised() -
 def test_the_detector_session_sends_what_the_served_model_takes(served: str) -> None:
     """A repository prepared by this release takes pixels; one prepared before it takes SCRFD's float blob.
     The session reads which from Triton's metadata, so an orchestrator serves either."""
-    sent: dict[str, np.ndarray] = {}
-
-    class Models:
-        def metadata(self, model: str) -> SimpleNamespace:
-            tensor = SimpleNamespace(name="input.1", shape=[-1, 3, -1, -1], datatype=served)
-            return SimpleNamespace(
-                inputs=[tensor], outputs=[SimpleNamespace(name="448", shape=[-1, -1, 1], datatype="FP32")]
-            )
-
-        def infer(
-            self, model: str, feed: dict[str, np.ndarray], names: list[str], deadline: object
-        ) -> dict[str, np.ndarray]:
-            sent.update(feed)
-            return {n: np.zeros((1, 1, 1), np.float32) for n in names}
-
-    session = TritonSession(Models(), "det_10g", pixels=(127.5, 128.0))  # type: ignore[arg-type]
-    blob = cv2.dnn.blobFromImage(np.full((32, 32, 3), 200, np.uint8), 1 / 128, (32, 32), (127.5,) * 3, swapRB=True)
+    models = FakeDetectorModels(served)
+    session = TritonSession(models, "det_10g", pixels=(127.5, 128.0))  # type: ignore[arg-type]
+    blob = _blob_of(200)
     session.run(None, {"input.1": blob})
     if served == "UINT8":
-        assert sent["input.1"].dtype == np.uint8 and (sent["input.1"] == 200).all()
+        assert models.sent[-1].dtype == np.uint8 and (models.sent[-1] == 200).all()
     else:
-        assert sent["input.1"] is blob
+        assert models.sent[-1] is blob
+
+
+def test_a_detector_session_follows_a_repository_prepared_anew_while_it_runs() -> None:
+    """An orchestrator that read FP32 before Triton's repository was prepared again (a rollout) is refused once,
+    reads the metadata again and sends pixels; a refusal with unchanged metadata is the caller's to see."""
+    models = FakeDetectorModels("FP32")
+    session = TritonSession(models, "det_10g", pixels=(127.5, 128.0))  # type: ignore[arg-type]
+    session.run(None, {"input.1": _blob_of(10)})
+    models.served = "UINT8"  # the repository is replaced; the session's metadata is the old one
+    session.run(None, {"input.1": _blob_of(20)})
+    assert [a.dtype for a in models.sent] == [np.float32, np.uint8] and (models.sent[-1] == 20).all()
+    models.refuse_all = True
+    with pytest.raises(ModelUnavailableError):
+        session.run(None, {"input.1": _blob_of(30)})
+
+
+def _blob_of(value: int) -> np.ndarray:
+    image = np.full((32, 32, 3), value, np.uint8)
+    return cv2.dnn.blobFromImage(image, 1 / 128, (32, 32), (127.5, 127.5, 127.5), swapRB=True)
+
+
+class FakeDetectorModels:
+    """TritonModels as a session sees it: metadata read once and kept until forgotten; Triton refuses an
+    input of another type than the served one (as tritonserver does)."""
+
+    def __init__(self, served: str) -> None:
+        self.served = served
+        self.known: str | None = None
+        self.sent: list[np.ndarray] = []
+        self.refuse_all = False
+
+    def metadata(self, model: str) -> SimpleNamespace:
+        self.known = self.known or self.served
+        tensor = SimpleNamespace(name="input.1", shape=[-1, 3, -1, -1], datatype=self.known)
+        return SimpleNamespace(
+            inputs=[tensor], outputs=[SimpleNamespace(name="448", shape=[-1, -1, 1], datatype="FP32")]
+        )
+
+    def forget_metadata(self, model: str) -> None:
+        self.known = None
+
+    def infer(
+        self, model: str, feed: dict[str, np.ndarray], names: list[str], deadline: object
+    ) -> dict[str, np.ndarray]:
+        array = feed["input.1"]
+        if self.refuse_all or (array.dtype == np.uint8) != (self.served == "UINT8"):
+            raise ModelUnavailableError(model, f"inference failed: expected {self.served}, got {array.dtype}")
+        self.sent.append(array)
+        return {n: np.zeros((1, 1, 1), np.float32) for n in names}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from orchestrator.search import (
+    CandidateImage,
     Deadline,
     GenerationMode,
     GenerationRequest,
@@ -17,7 +20,7 @@ from orchestrator.search import (
     StageRequest,
     run_search,
 )
-from orchestrator.search.memo import ImageCodec, remembered_generate, remembered_scorer
+from orchestrator.search.memo import ImageCodec, ImagesStored, remembered_generate, remembered_scorer
 from tests.fakes.eacps import FakeGenerator, FakeImage, table_scorer
 
 RAW = FakeImage("g0", GenerationMode.RAW_SWAP, 0)
@@ -55,8 +58,10 @@ class CountingScorer:
 
 def search(generator: FakeGenerator, scorer: CountingScorer, store: DictStore) -> SearchResult[FakeImage]:
     request: SearchRequest[FakeImage] = SearchRequest(request_seed=7, raw_swap=RAW, config=SearchConfig())
-    scorers = [remembered_scorer(Scorer("model", table_scorer({}).signals, scorer), store)]
-    return asyncio.run(run_search(request, generate=remembered_generate(generator, store, CODEC), scorers=scorers))
+    stored = ImagesStored()
+    scorers = [remembered_scorer(Scorer("model", table_scorer({}).signals, scorer), store, stored)]
+    generate = remembered_generate(generator, store, CODEC, stored)
+    return asyncio.run(run_search(request, generate=generate, scorers=scorers))
 
 
 def test_a_run_after_a_crash_makes_only_what_is_missing_and_ends_as_an_uninterrupted_run() -> None:
@@ -100,7 +105,7 @@ def test_candidates_reach_their_scorers_while_the_earlier_ones_are_still_being_s
 
     async def run() -> tuple[list[str], set[str]]:
         store = SlowStore()
-        generate = remembered_generate(FakeGenerator(), store, CODEC)
+        generate = remembered_generate(FakeGenerator(), store, CODEC, ImagesStored())
         requests: tuple[GenerationRequest[FakeImage], ...] = tuple(
             GenerationRequest(candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
             for i in range(1, 8)
@@ -125,3 +130,61 @@ def test_candidates_reach_their_scorers_while_the_earlier_ones_are_still_being_s
     arrived, stored = asyncio.run(run())
     assert arrived == [f"g{i}" for i in range(1, 8)]
     assert stored == set(arrived)
+
+
+def test_a_score_is_remembered_only_once_its_candidates_image_is_stored() -> None:
+    """A candidate is scored while its image is being stored; its score is written after the image (a crash
+    between the two must not leave a score for an image the next run makes again), and not at all when
+    storing the image failed."""
+
+    class GatedStore(DictStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+            self.order: list[str] = []
+
+        async def record(self, key: str, data: bytes) -> None:
+            if key.startswith("candidates/"):
+                await self.release.wait()
+                if key == "candidates/g2.image":
+                    raise OSError("the blob store refused g2")
+            self.order.append(key)
+            await super().record(key, data)
+
+    async def run() -> GatedStore:
+        store = GatedStore()
+        stored = ImagesStored()
+        generate = remembered_generate(FakeGenerator(), store, CODEC, stored)
+        scorer = remembered_scorer(Scorer("model", table_scorer({}).signals, CountingScorer()), store, stored)
+        requests: tuple[GenerationRequest[FakeImage], ...] = tuple(
+            GenerationRequest(candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
+            for i in (1, 2)
+        )
+        scoring = []
+
+        async def consume() -> None:
+            async for generated in generate(StageRequest(Stage.GLOBAL, requests, Deadline.never(), "memo-test")):
+                candidate = CandidateImage(
+                    candidate_id=generated.candidate_id,
+                    stage=Stage.GLOBAL,
+                    mode=GenerationMode.REFINE,
+                    seed=1,
+                    parent_id=None,
+                    image=generated.image,
+                )
+                scoring.append(asyncio.ensure_future(scorer.score(candidate)))
+
+        consuming = asyncio.ensure_future(consume())
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert scoring and all(not s.done() for s in scoring), "scored, but the score waits for its image"
+        assert not any(k.startswith("scores/") for k in store.data)
+        store.release.set()
+        await asyncio.gather(*scoring)
+        with pytest.raises(OSError, match="refused g2"):
+            await consuming  # the stage reports the image it could not store
+        return store
+
+    store = asyncio.run(run())
+    assert store.order.index("scores/g1/model.json") > store.order.index("candidates/g1.image")
+    assert "scores/g2/model.json" not in store.data, "no score without its image"

@@ -337,8 +337,9 @@ def take_pixels(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelPr
     """Serve a float32-input graph as one that takes uint8 pixels; returns `model`, changed in place.
 
     The graph computes (pixel - mean) * (1 / std) itself, as insightface's class does before it calls the file
-    (SCRFD: OpenCV's blobFromImage with scale 1/128 and mean 127.5, exact in float32), so its outputs are the
-    file's to the bit, and a client sends a quarter of the bytes (4.9 MB a 640x640 detection as float32).
+    (SCRFD: OpenCV's blobFromImage with scale 1/128 and mean 127.5, exact in float32), so the file's graph
+    gets exactly the input it got before, and a client sends a quarter of the bytes (4.9 MB a 640x640
+    detection as float32).
     """
     where = contract.triton_name
     if contract.pixel_input is None or _metadata(model).get(META_PIXEL_INPUT) == "true":
@@ -458,6 +459,7 @@ def _prepare(contract: ModelContract, source: Path, repository: Path, allow_unve
         checksum_verified=verified,
         emap_folded=emap_folded,
         input_normalisation_folded=input_folded,
+        takes_pixels=contract.pixel_input is not None,
     )
 
 
