@@ -86,13 +86,13 @@ def test_no_ring_gives_nan() -> None:
 
 @pytest.mark.parametrize("corner", [(300, 400), (0, 0), (560, 740)])
 def test_edge_delta_e_on_the_masks_box_equals_the_whole_frame(corner: tuple[int, int]) -> None:
-    """The distance transform runs on the mask's box (plus a margin), not the whole photo: the same figure
-    as over the whole frame, for a mask inside the photo and masks touching its edges."""
+    """The distance transform and the blur run on a window around the mask's ring, not the whole photo, and
+    the init photo's side once for all of a task's candidates (`EdgeRing`): the same figure as over the whole
+    frame, for a mask inside the photo and masks touching its edges, for every candidate."""
     from scipy import ndimage
 
     rng = np.random.default_rng(3)
     init = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
-    image = np.clip(init.astype(np.int16) + rng.integers(-40, 40, init.shape), 0, 255).astype(np.uint8)
     mask = np.zeros((600, 800), bool)
     y, x = corner
     mask[max(y - 60, 0) : y + 60, max(x - 50, 0) : x + 50] = True
@@ -100,32 +100,18 @@ def test_edge_delta_e_on_the_masks_box_equals_the_whole_frame(corner: tuple[int,
 
     depth = ndimage.distance_transform_edt(mask)  # the whole frame, as the figure is defined
     ring = mask & (depth <= 28.0)
-    sigma = (2.0, 2.0, 0)
-    labs = [
-        colour_module._lab(ndimage.gaussian_filter(x.astype(np.float32) / 255.0, sigma=sigma)) for x in (image, init)
-    ]
-    whole_frame = float(np.mean(np.linalg.norm(labs[0][ring] - labs[1][ring], axis=-1)))
-    assert edge_delta_e(image, init, mask) == pytest.approx(whole_frame, rel=1e-4)
-
-
-def test_one_edge_ring_measures_many_candidates_as_the_function_does(astronaut: np.ndarray) -> None:
-    """`EdgeRing` keeps the init photo's side for a task's candidates, in a window around the ring: each
-    measure equals the definition on the whole frame (up to the blur's reflection at the window's edge)."""
-    from scipy import ndimage
-
-    mask = sample_photos.astronaut_face_mask() > 0
-    ring = EdgeRing.of(astronaut, mask, 28.0)
-    band = mask & (ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1] <= 28.0)
 
     def whole_frame(image: np.ndarray) -> float:
-        smooth = [
-            ndimage.gaussian_filter(x.astype(np.float32) / 255.0, sigma=(2.0, 2.0, 0)) for x in (image, astronaut)
+        sigma = (2.0, 2.0, 0)
+        labs = [
+            colour_module._lab(ndimage.gaussian_filter(x.astype(np.float32) / 255.0, sigma=sigma))
+            for x in (image, init)
         ]
-        lab = [cv2.cvtColor(x, cv2.COLOR_RGB2Lab) for x in smooth]
-        return float(np.mean(np.linalg.norm(lab[0][band] - lab[1][band], axis=-1)))
+        return float(np.mean(np.linalg.norm(labs[0][ring] - labs[1][ring], axis=-1)))
 
-    rng = np.random.default_rng(3)
+    shared = EdgeRing.of(init, mask)
     for _ in range(3):
-        candidate = np.clip(astronaut.astype(np.int16) + rng.integers(-40, 40, (1, 1, 3)), 0, 255).astype(np.uint8)
-        assert ring.delta_e(candidate) == pytest.approx(whole_frame(candidate), rel=1e-6)
-    assert np.isnan(EdgeRing.of(astronaut, np.zeros(mask.shape, bool)).delta_e(astronaut))
+        image = np.clip(init.astype(np.int16) + rng.integers(-40, 40, init.shape), 0, 255).astype(np.uint8)
+        expected = whole_frame(image)
+        assert edge_delta_e(image, init, mask) == pytest.approx(expected, rel=1e-4)
+        assert shared.delta_e(image) == pytest.approx(expected, rel=1e-4)

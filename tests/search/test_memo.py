@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -90,6 +91,15 @@ def test_a_run_after_a_crash_makes_only_what_is_missing_and_ends_as_an_uninterru
     assert {c.candidate_id for c in recovered} == made_before
 
 
+def global_stage(seeds: Iterable[int]) -> StageRequest[FakeImage]:
+    """A global stage asking for refinements g<seed>, as the search would."""
+    requests = tuple(
+        GenerationRequest[FakeImage](candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
+        for i in seeds
+    )
+    return StageRequest(Stage.GLOBAL, requests, Deadline.never(), "memo-test")
+
+
 def test_candidates_reach_their_scorers_while_the_earlier_ones_are_still_being_stored() -> None:
     """Storing a candidate (encoding it, writing it to the blob store) must not hold back the next arrivals:
     all of a stage's candidates are handed on before any write finishes, and all are stored by its end."""
@@ -106,12 +116,8 @@ def test_candidates_reach_their_scorers_while_the_earlier_ones_are_still_being_s
     async def run() -> tuple[list[str], set[str]]:
         store = SlowStore()
         generate = remembered_generate(FakeGenerator(), store, CODEC, ImagesStored())
-        requests: tuple[GenerationRequest[FakeImage], ...] = tuple(
-            GenerationRequest(candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
-            for i in range(1, 8)
-        )
         handed: list[str] = []
-        stream = generate(StageRequest(Stage.GLOBAL, requests, Deadline.never(), "memo-test"))
+        stream = generate(global_stage(range(1, 8)))
 
         async def consume() -> None:
             async for generated in stream:
@@ -156,14 +162,10 @@ def test_a_score_is_remembered_only_once_its_candidates_image_is_stored() -> Non
         stored = ImagesStored()
         generate = remembered_generate(FakeGenerator(), store, CODEC, stored)
         scorer = remembered_scorer(Scorer("model", table_scorer({}).signals, CountingScorer()), store, stored)
-        requests: tuple[GenerationRequest[FakeImage], ...] = tuple(
-            GenerationRequest(candidate_id=f"g{i}", stage=Stage.GLOBAL, mode=GenerationMode.REFINE, seed=i)
-            for i in (1, 2)
-        )
         scoring = []
 
         async def consume() -> None:
-            async for generated in generate(StageRequest(Stage.GLOBAL, requests, Deadline.never(), "memo-test")):
+            async for generated in generate(global_stage((1, 2))):
                 candidate = CandidateImage(
                     candidate_id=generated.candidate_id,
                     stage=Stage.GLOBAL,

@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = ", emap folded" if p.emap_folded else ""
         extra += ", class argmax folded" if MODELS_BY_NAME[p.name].file_outputs is not None else ""
         extra += ", batched by Scan" if MODELS_BY_NAME[p.name].scan_batched else ""
-        extra += ", takes uint8 pixels" if MODELS_BY_NAME[p.name].pixel_input else ""
+        extra += ", takes uint8 pixels" if p.takes_pixels else ""
         extra += ", input normalisation folded" if p.input_normalisation_folded else ""
         print(f"{p.name:14s} {kind}{extra} -> {args.repository / p.name / '1' / 'model.onnx'}")
     return 0
